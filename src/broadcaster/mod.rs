@@ -1,0 +1,316 @@
+//! The broadcaster plays one channel's schedule out as a never-ending HLS stream without re-encoding.
+//!
+//! The actor (a tokio task) owns the channel's playout thread ([`runner`]), feeds it from the store, answers status,
+//! turns emergency requests into items, and rebuilds the pipeline when segments stop coming. The engine itself
+//! ([`engine`]) is a remux only; the playlists ([`playlist`]) are written by VVTV, not by GStreamer.
+
+pub mod engine;
+mod feed;
+pub mod playlist;
+pub mod runner;
+
+use crate::config::{ChannelConfig, Config};
+use crate::media::house_format::HouseFormat;
+use crate::planner::PlannerHandle;
+use crate::station::{Context, Shutdown};
+use crate::store::{ChannelId, Store};
+use engine::EngineSettings;
+use playlist::{Playlist, PlaylistSettings};
+use runner::{Command, Runner, Shared, Snapshot};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// What is on air now.
+#[derive(Debug, Clone, Serialize)]
+pub struct OnAir {
+    pub title: String,
+    pub asset_id: Option<i64>,
+    pub kind: String,
+    pub position_seconds: f64,
+    pub duration_seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BroadcasterStatus {
+    pub channel: ChannelId,
+    /// `starting`, `on-air`, `stopped` or `failed: <reason>`.
+    pub state: String,
+    pub on_air: Option<OnAir>,
+    pub next: Vec<crate::store::QueueItem>,
+    pub seconds_since_last_segment: Option<f64>,
+    pub segments_written: u64,
+    pub gaps_detected: u64,
+    pub restarts: u64,
+    pub max_av_offset_ms: f64,
+    pub items_aired: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcasterError {
+    #[error("channel {0} is not on air yet")]
+    NotOnAir(ChannelId),
+    #[error("{0}")]
+    Failed(String),
+}
+
+enum Msg {
+    Status(oneshot::Sender<BroadcasterStatus>),
+    Emergency { count: u32, reason: String, reply: oneshot::Sender<Result<String, BroadcasterError>> },
+}
+
+#[derive(Clone, Debug)]
+pub struct BroadcasterHandle {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl BroadcasterHandle {
+    pub fn spawn(ctx: &Context, channel: ChannelConfig, planner: PlannerHandle) -> BroadcasterHandle {
+        let (tx, rx) = mpsc::channel(16);
+        let (shutdown, guard) = ctx.shutdown();
+        let b = Broadcaster {
+            rx,
+            config: ctx.config.clone(),
+            id: ChannelId(channel.id.clone()),
+            channel,
+            store: ctx.store.clone(),
+            planner,
+            shared: Arc::new(Mutex::new(Snapshot::default())),
+            commands: None,
+            state: "starting".into(),
+        };
+        tokio::spawn(async move {
+            b.run(shutdown).await;
+            drop(guard);
+        });
+        BroadcasterHandle { tx }
+    }
+
+    pub async fn status(&self) -> Option<BroadcasterStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Airs `count` items from the emergency pool (or a slate showing `reason`) from the next keyframe on.
+    pub async fn emergency(&self, count: u32, reason: String) -> Result<String, BroadcasterError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Emergency { count, reason, reply })
+            .await
+            .map_err(|_| BroadcasterError::Failed("broadcaster stopped".into()))?;
+        rx.await.map_err(|_| BroadcasterError::Failed("broadcaster stopped".into()))?
+    }
+}
+
+struct Broadcaster {
+    rx: mpsc::Receiver<Msg>,
+    config: Arc<Config>,
+    id: ChannelId,
+    channel: ChannelConfig,
+    store: Store,
+    planner: PlannerHandle,
+    shared: Shared,
+    commands: Option<std::sync::mpsc::Sender<Command>>,
+    state: String,
+}
+
+impl Broadcaster {
+    async fn run(mut self, mut shutdown: Shutdown) {
+        let thread = tokio::select! {
+            _ = shutdown.recv() => None,
+            started = self.start_playout() => match started {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    self.state = format!("failed: {e}");
+                    self.store.event("broadcaster", Some(&self.id), "playout_failed", &format!("cannot start playout: {e}"), serde_json::json!({})).await;
+                    None
+                }
+            },
+        };
+        let segment = Duration::from_secs(u64::from(self.config.house_format.segment_seconds));
+        let stall_after = segment * self.config.broadcaster.stall_factor;
+        let mut watch = tokio::time::interval(segment / 2);
+        let mut stall_reported_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.recv() => break,
+                _ = watch.tick() => {
+                    let last = self.lock().last_segment;
+                    let stalled = last.is_some_and(|t| t.elapsed() > stall_after)
+                        && stall_reported_at.is_none_or(|t| t.elapsed() > stall_after);
+                    if stalled {
+                        stall_reported_at = Some(Instant::now());
+                        if let Some(tx) = &self.commands {
+                            let _ = tx.send(Command::Rebuild(format!("no new segment for {:.0} s", stall_after.as_secs_f64())));
+                        }
+                    }
+                }
+                msg = self.rx.recv() => match msg {
+                    None => break,
+                    Some(Msg::Status(reply)) => { let _ = reply.send(self.status().await); }
+                    Some(Msg::Emergency { count, reason, reply }) => { let _ = reply.send(self.emergency(count, reason).await); }
+                },
+            }
+        }
+        if let Some(tx) = self.commands.take() {
+            let _ = tx.send(Command::Stop);
+        }
+        if let Some(handle) = thread {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the slate, recovers the playlists and starts the playout thread.
+    async fn start_playout(&mut self) -> anyhow::Result<std::thread::JoinHandle<()>> {
+        let hf = HouseFormat::from_config(&self.config.house_format);
+        let slate = feed::ensure_slate(&self.store, &self.config, &self.channel, &hf).await?;
+        let hls_dir = self.config.storage.hls_dir().join(&self.id.0);
+        let b = &self.config.broadcaster;
+        let segment = Duration::from_secs(u64::from(hf.segment_seconds));
+        let settings = PlaylistSettings {
+            dir: hls_dir.clone(),
+            rungs: playlist_rungs(&hf),
+            window: b.playlist_segments as usize,
+            segment_duration: segment,
+            grace: Duration::from_secs(u64::from(b.segment_grace_seconds)),
+        };
+        let playlist = tokio::task::spawn_blocking(move || Playlist::recover(settings)).await??;
+        let recovery = playlist.recovery().clone();
+        self.store
+            .event(
+                "broadcaster",
+                Some(&self.id),
+                "playlist_recovered",
+                &format!("playlists: {recovery}"),
+                serde_json::json!(recovery),
+            )
+            .await;
+        let last_published = playlist
+            .window()
+            .last()
+            .map(|s| s.program_date_time + chrono::Duration::from_std(s.duration).unwrap_or_default());
+        let silence = crate::media::silence::silent_aac_frame(hf.audio_kbps)?;
+        let feed = feed::StoreFeed::new(
+            tokio::runtime::Handle::current(),
+            self.store.clone(),
+            self.id.clone(),
+            hf.clone(),
+            slate,
+            self.planner.clone(),
+            last_published,
+        )
+        .await?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let settings = EngineSettings {
+            out_dir: hls_dir,
+            rungs: hf.rungs.iter().map(|r| r.name.clone()).collect(),
+            segment,
+            frame_ns: hf.frame_pts_ns(1),
+            sync: true,
+            origin_ns: 1_000_000_000,
+        };
+        let runner = Runner { settings, feed, playlist, commands: rx, shared: self.shared.clone(), silence };
+        let handle = std::thread::Builder::new().name(format!("playout-{}", self.id)).spawn(move || runner.run())?;
+        self.commands = Some(tx);
+        self.state = "on-air".into();
+        Ok(handle)
+    }
+
+    async fn status(&self) -> BroadcasterStatus {
+        let snap = self.lock().clone();
+        let on_air = snap.on_air_title.as_ref().map(|title| {
+            let (asset_id, kind) = match &snap.on_air_tag {
+                Some(runner::Tag::Scheduled { asset_id, .. }) => (Some(*asset_id), "scheduled"),
+                Some(runner::Tag::Emergency { asset_id, .. }) => (*asset_id, "emergency"),
+                _ => (None, "slate"),
+            };
+            let elapsed =
+                snap.on_air_started.map(|s| (chrono::Utc::now() - s).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
+            OnAir {
+                title: title.clone(),
+                asset_id,
+                kind: kind.into(),
+                position_seconds: (snap.on_air_offset_ns as f64 / 1e9 + elapsed.max(0.0))
+                    .min(snap.on_air_duration_ns as f64 / 1e9),
+                duration_seconds: snap.on_air_duration_ns as f64 / 1e9,
+            }
+        });
+        BroadcasterStatus {
+            channel: self.id.clone(),
+            state: self.state.clone(),
+            on_air,
+            next: self
+                .store
+                .upcoming(&self.id, 6)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i.status == crate::store::ScheduleStatus::Scheduled)
+                .take(5)
+                .collect(),
+            seconds_since_last_segment: snap.last_segment.map(|t| t.elapsed().as_secs_f64()),
+            segments_written: snap.segments_written,
+            gaps_detected: snap.stats.gaps,
+            restarts: snap.restarts,
+            max_av_offset_ms: snap.stats.max_av_offset_ns as f64 / 1e6,
+            items_aired: snap.stats.items,
+        }
+    }
+
+    async fn emergency(&mut self, count: u32, reason: String) -> Result<String, BroadcasterError> {
+        let Some(tx) = self.commands.clone() else {
+            return Err(BroadcasterError::NotOnAir(self.id.clone()));
+        };
+        let hf = HouseFormat::from_config(&self.config.house_format);
+        let items = feed::emergency_items(&self.store, &self.config, &self.channel, &hf, count, &reason)
+            .await
+            .map_err(|e| BroadcasterError::Failed(format!("cannot prepare emergency items: {e}")))?;
+        let titles: Vec<String> = items.iter().map(|n| n.item.title.clone()).collect();
+        let message = format!(
+            "emergency: airing {} item(s) from the next keyframe ({}); reason: {reason}",
+            titles.len(),
+            titles.join(", ")
+        );
+        tx.send(Command::Emergency(items)).map_err(|_| BroadcasterError::Failed("playout thread stopped".into()))?;
+        self.store
+            .event(
+                "broadcaster",
+                Some(&self.id),
+                "emergency",
+                &message,
+                serde_json::json!({ "count": count, "reason": reason, "items": titles }),
+            )
+            .await;
+        Ok(message)
+    }
+}
+
+/// RFC 6381 codecs of every rung: H.264 High (declared at level 4.0, the highest the default ladder needs) and
+/// AAC-LC.
+const CODECS: &str = "avc1.640028,mp4a.40.2";
+
+/// The ladder as the multivariant playlist advertises it. BANDWIDTH is the capped video rate plus audio plus MPEG-TS
+/// overhead (~10 %); the codecs string is fixed by the house format (H.264 High 4.0-class, AAC-LC).
+pub fn playlist_rungs(hf: &HouseFormat) -> Vec<playlist::Rung> {
+    hf.rungs
+        .iter()
+        .map(|r| {
+            let avg = u64::from(r.video_kbps + hf.audio_kbps) * 1000;
+            playlist::Rung {
+                name: r.name.clone(),
+                bandwidth: avg * 11 / 10 + avg / 5,
+                average_bandwidth: avg * 11 / 10,
+                width: r.width,
+                height: r.height,
+                codecs: CODECS.into(),
+                frame_rate: f64::from(hf.fps),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,327 @@
+//! The playout loop of one channel, on its own OS thread: takes items from a [`Feed`], splices them with the engine,
+//! turns finished segments into playlist entries, obeys emergency and stop commands, and rebuilds the output
+//! pipeline when it fails or stalls. It never ends the stream: no EOS reaches the segmenter while on air.
+
+use super::engine::{EngineError, EngineSettings, Item, ItemPipeline, Output, Splicer, Stats};
+use super::playlist::{Playlist, Segment};
+use chrono::{DateTime, Utc};
+use gst::prelude::*;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Identifies what an item is, so the feed can record it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tag {
+    Scheduled { schedule_id: i64, asset_id: i64 },
+    Emergency { asset_id: Option<i64>, reason: String },
+    Slate,
+}
+
+#[derive(Debug, Clone)]
+pub struct Next {
+    pub item: Item,
+    pub tag: Tag,
+}
+
+/// How an item left the air.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Complete,
+    /// Interrupted at a keyframe (emergency); position reached in the asset.
+    Cut {
+        at_ns: i64,
+    },
+    /// Could not be played (demux failure, missing file): skipped.
+    Failed {
+        reason: String,
+    },
+    /// Stopped by shutdown or a pipeline rebuild at this position in the asset.
+    Interrupted {
+        at_ns: i64,
+    },
+}
+
+/// Where items come from and where what happened to them goes (the actor side: store, events).
+pub trait Feed: Send {
+    /// The next item to air; the slate when nothing is scheduled. `after` is the item prepared before (skip it).
+    fn next(&mut self, after: Option<&Tag>) -> Next;
+    fn started(&mut self, tag: &Tag, title: &str, start: DateTime<Utc>, offset_ns: i64);
+    fn ended(&mut self, tag: &Tag, end: DateTime<Utc>, outcome: &Outcome);
+    /// Something the operator should know (rebuilds, skipped assets); also recorded as an event.
+    fn notice(&mut self, kind: &str, message: &str);
+}
+
+pub enum Command {
+    /// Air these items now, cutting the current one at its next keyframe.
+    Emergency(Vec<Next>),
+    /// Tear down and rebuild the output pipeline (stall detected).
+    Rebuild(String),
+    Stop,
+}
+
+/// What the runner shows the world; read by the actor for status and stall detection.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Snapshot {
+    pub on_air_title: Option<String>,
+    #[serde(skip)]
+    pub on_air_tag: Option<Tag>,
+    pub on_air_started: Option<DateTime<Utc>>,
+    pub on_air_offset_ns: i64,
+    pub on_air_duration_ns: i64,
+    pub segments_written: u64,
+    #[serde(skip)]
+    pub last_segment: Option<Instant>,
+    pub restarts: u64,
+    pub stats: Stats,
+}
+
+pub type Shared = Arc<Mutex<Snapshot>>;
+
+/// Pipeline settings plus how long to wait before rebuilding after a failure.
+pub struct Runner<F: Feed> {
+    pub settings: EngineSettings,
+    pub feed: F,
+    pub playlist: Playlist,
+    pub commands: Receiver<Command>,
+    pub shared: Shared,
+    pub silence: gst::Buffer,
+}
+
+enum Exit {
+    Stop,
+    Rebuild(String),
+}
+
+/// Segments closed by the segmenter per rung, waiting until every rung has closed the same index.
+#[derive(Default)]
+struct Fragments {
+    opened: BTreeMap<u64, u64>,
+    closed: BTreeMap<u64, (usize, u64)>,
+}
+
+impl<F: Feed> Runner<F> {
+    /// Runs until a Stop command (or the command channel closes).
+    pub fn run(mut self) {
+        let mut resume: Option<Next> = None;
+        loop {
+            match self.session(resume.take()) {
+                Ok((Exit::Stop, _)) => return,
+                Ok((Exit::Rebuild(reason), carry)) => {
+                    resume = carry;
+                    self.rebuilt(&reason);
+                }
+                Err(e) => {
+                    self.rebuilt(&e.to_string());
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+
+    fn rebuilt(&mut self, reason: &str) {
+        self.playlist.mark_discontinuity();
+        let restarts = {
+            let mut s = self.lock();
+            s.restarts += 1;
+            s.restarts
+        };
+        self.feed.notice("pipeline_rebuilt", &format!("output pipeline rebuilt (restart {restarts}): {reason}"));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One output pipeline's life: from a fresh timeline until stop or a failure that needs a rebuild.
+    /// Returns the item to resume with after a rebuild.
+    fn session(&mut self, mut resume: Option<Next>) -> Result<(Exit, Option<Next>), EngineError> {
+        let s = self.settings.clone();
+        let output = Output::start(&s, self.playlist.next_seq())?;
+        let splicer = Splicer::new(output.rungs(), self.silence.clone(), s.origin_ns, s.frame_ns);
+        let clock = gst::SystemClock::obtain();
+        // Timeline 0 airs a little in the future so the first item can preroll without being late.
+        let lead = Duration::from_millis(300);
+        let base = clock.time() + gst::ClockTime::from_nseconds(lead.as_nanos() as u64);
+        let wall0 = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
+        let bus = output
+            .pipeline
+            .bus()
+            .ok_or_else(|| EngineError::Pipeline { what: "output".into(), reason: "no bus".into() })?;
+        let mut fragments = Fragments::default();
+        let mut urgent: VecDeque<Next> = VecDeque::new();
+
+        let mut next = self.prepare_next(&splicer, &output, &clock, &mut urgent, resume.take(), None);
+        loop {
+            let Some((current, tag)) = next.take() else {
+                return Ok((Exit::Stop, None));
+            };
+            let placement = match splicer.activate(&current, s.sync.then_some(base)) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Failed { reason: e.to_string() });
+                    next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+                    continue;
+                }
+            };
+            let start = wall(wall0, placement.video_start);
+            self.feed.started(&tag, &current.item.title, start, current.item.start_ns);
+            {
+                let mut snap = self.lock();
+                snap.on_air_title = Some(current.item.title.clone());
+                snap.on_air_tag = Some(tag.clone());
+                snap.on_air_started = Some(start);
+                snap.on_air_offset_ns = current.item.start_ns;
+                snap.on_air_duration_ns = current.item.duration_ns;
+            }
+            next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+            let mut cut_requested = false;
+            let outcome = loop {
+                self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
+                match self.commands.try_recv() {
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
+                        let at = current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
+                        current.stop();
+                        self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Interrupted { at_ns: at });
+                        output.finish(Duration::from_secs(3));
+                        self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
+                        return Ok((Exit::Stop, None));
+                    }
+                    Ok(Command::Rebuild(reason)) => {
+                        let at = current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
+                        current.stop();
+                        self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Interrupted { at_ns: at });
+                        let carry = resume_point(&current, at).map(|item| Next { item, tag: tag.clone() });
+                        return Ok((Exit::Rebuild(reason), carry));
+                    }
+                    Ok(Command::Emergency(items)) => {
+                        urgent.extend(items);
+                        // The prepared item yields to the emergency; it stays scheduled and airs afterwards.
+                        drop(next.take());
+                        if splicer.cut(&current.item, placement, splicer.video_end()).is_some() {
+                            cut_requested = true;
+                        }
+                        next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+                    }
+                    Err(TryRecvError::Empty) => {}
+                }
+                if cut_requested && splicer.past_cut() {
+                    let at = current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
+                    break Outcome::Cut { at_ns: at };
+                }
+                match current.poll_end(Duration::from_millis(20)) {
+                    Ok(true) => break Outcome::Complete,
+                    Ok(false) => {}
+                    Err(e) => break Outcome::Failed { reason: e.to_string() },
+                }
+            };
+            current.stop();
+            splicer.finish_item(&output)?;
+            self.feed.ended(&tag, wall(wall0, splicer.video_end()), &outcome);
+            self.lock().stats = splicer.stats();
+        }
+    }
+
+    /// Prepares the next item: an urgent (emergency) one first, else what the feed offers. An item that cannot be
+    /// demuxed is reported failed and the next one is tried, so a bad asset never stops the channel.
+    fn prepare_next(
+        &mut self,
+        splicer: &Splicer,
+        output: &Output,
+        clock: &gst::Clock,
+        urgent: &mut VecDeque<Next>,
+        resume: Option<Next>,
+        after: Option<&Tag>,
+    ) -> Option<(ItemPipeline, Tag)> {
+        let mut candidate = resume;
+        for _attempt in 0..20 {
+            let n = match candidate.take().or_else(|| urgent.pop_front()) {
+                Some(n) => n,
+                None => self.feed.next(after),
+            };
+            match splicer.prepare(n.item.clone(), output, self.settings.sync, clock) {
+                Ok(p) => return Some((p, n.tag)),
+                Err(e) => {
+                    self.feed.ended(&n.tag, Utc::now(), &Outcome::Failed { reason: e.to_string() });
+                }
+            }
+        }
+        None
+    }
+
+    /// Turns the segmenter's fragment messages into playlist entries once every rung closed the same segment.
+    fn drain_bus(
+        &mut self,
+        bus: &gst::Bus,
+        f: &mut Fragments,
+        wall0: DateTime<Utc>,
+        origin: i64,
+    ) -> Result<(), EngineError> {
+        while let Some(msg) = bus.pop() {
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    let element = e.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                    return Err(EngineError::Pipeline { what: element, reason: e.error().to_string() });
+                }
+                gst::MessageView::Element(el) => {
+                    let Some(st) = el.structure() else { continue };
+                    let opened = st.name() == "splitmuxsink-fragment-opened";
+                    if !opened && st.name() != "splitmuxsink-fragment-closed" {
+                        continue;
+                    }
+                    let Ok(location) = st.get::<String>("location") else { continue };
+                    let Ok(running_time) = st.get::<u64>("running-time") else { continue };
+                    let Some(index) = segment_index(&location) else { continue };
+                    if opened {
+                        f.opened.entry(index).or_insert(running_time);
+                        continue;
+                    }
+                    let entry = f.closed.entry(index).or_insert((0, running_time));
+                    entry.0 += 1;
+                    entry.1 = entry.1.max(running_time);
+                    if entry.0 < self.settings.rungs.len() {
+                        continue;
+                    }
+                    let (_, end) = f.closed.remove(&index).unwrap_or_default();
+                    let start = f.opened.remove(&index).unwrap_or(end);
+                    let duration = Duration::from_nanos(end.saturating_sub(start));
+                    let pdt = wall(wall0, start as i64 - origin);
+                    let segment = Segment { seq: index, duration, program_date_time: pdt, discontinuity: false };
+                    if let Err(e) = self.playlist.push_segment(segment) {
+                        tracing::error!("playlist: {e}");
+                    }
+                    let removed = self.playlist.collect_garbage(Utc::now());
+                    if !removed.is_empty() {
+                        tracing::debug!("deleted {} old segment file(s)", removed.len());
+                    }
+                    let mut snap = self.lock();
+                    snap.segments_written += 1;
+                    snap.last_segment = Some(Instant::now());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `…/seg00000042.ts` → 42.
+fn segment_index(location: &str) -> Option<u64> {
+    let name = std::path::Path::new(location).file_name()?.to_str()?;
+    name.strip_prefix("seg")?.strip_suffix(".ts")?.parse().ok()
+}
+
+/// Wall-clock time of a point on the timeline.
+fn wall(wall0: DateTime<Utc>, timeline_ns: i64) -> DateTime<Utc> {
+    wall0 + chrono::Duration::nanoseconds(timeline_ns)
+}
+
+/// The item again, from the last keyframe at or before `at_ns` (None when it was nearly over).
+fn resume_point(p: &ItemPipeline, at_ns: i64) -> Option<Item> {
+    let key = p.item.keyframes_ns.iter().copied().filter(|&k| k <= at_ns).max()?;
+    if p.item.duration_ns - key < 1_000_000_000 {
+        return None;
+    }
+    Some(Item { start_ns: key, ..p.item.clone() })
+}

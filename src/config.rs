@@ -1,0 +1,506 @@
+//! The whole TOML schema of the daemon, with an embedded default for every key and validation that names the key.
+//!
+//! `vvtv run` with no file uses `Config::default()`, which is a complete demo station. A file only needs the keys it
+//! changes. `config/vvtv.toml` documents every key; a test keeps it in step with the defaults here.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, always naming the file or key and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub house_format: HouseFormatConfig,
+    pub broadcaster: BroadcasterConfig,
+    pub channels: Vec<ChannelConfig>,
+    pub factory: FactoryConfig,
+    pub curator: CuratorConfig,
+    pub planner: PlannerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            storage: StorageConfig::default(),
+            house_format: HouseFormatConfig::default(),
+            broadcaster: BroadcasterConfig::default(),
+            channels: vec![ChannelConfig::default()],
+            factory: FactoryConfig::default(),
+            curator: CuratorConfig::default(),
+            planner: PlannerConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server (origin, player page, control API, metrics) listens on.
+    pub listen: String,
+    /// Let requests from 127.0.0.1/::1 use the control API without the bearer token.
+    pub allow_loopback_without_token: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into(), allow_loopback_without_token: false }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Holds `vvtv.db`, `assets/`, `hls/`, `inbox/` and `control.token`.
+    pub data_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig { data_dir: PathBuf::from("./var") }
+    }
+}
+
+impl StorageConfig {
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("vvtv.db")
+    }
+    pub fn token_path(&self) -> PathBuf {
+        self.data_dir.join("control.token")
+    }
+    pub fn assets_dir(&self) -> PathBuf {
+        self.data_dir.join("assets")
+    }
+    pub fn hls_dir(&self) -> PathBuf {
+        self.data_dir.join("hls")
+    }
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache")
+    }
+}
+
+/// One rung of the ABR ladder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RungConfig {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    pub video_kbps: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HouseFormatConfig {
+    pub fps: u32,
+    pub gop_seconds: u32,
+    /// HLS segment length; a multiple of `gop_seconds`.
+    pub segment_seconds: u32,
+    pub audio_kbps: u32,
+    pub target_lufs: f64,
+    pub true_peak_dbtp: f64,
+    /// x264 speed preset used for every rung (ingest only; playout never encodes).
+    pub x264_preset: String,
+    pub ladder: Vec<RungConfig>,
+}
+
+impl Default for HouseFormatConfig {
+    fn default() -> Self {
+        let rung = |name: &str, width, height, video_kbps| RungConfig { name: name.into(), width, height, video_kbps };
+        HouseFormatConfig {
+            fps: 30,
+            gop_seconds: 2,
+            segment_seconds: 4,
+            audio_kbps: 128,
+            target_lufs: -14.0,
+            true_peak_dbtp: -1.0,
+            x264_preset: "veryfast".into(),
+            ladder: vec![
+                rung("1080p", 1920, 1080, 4500),
+                rung("720p", 1280, 720, 2500),
+                rung("480p", 854, 480, 1200),
+                rung("360p", 640, 360, 700),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BroadcasterConfig {
+    /// Segments listed in each media playlist (the sliding window).
+    pub playlist_segments: u32,
+    /// Seconds a segment stays on disk after leaving the window (players still fetching it).
+    pub segment_grace_seconds: u32,
+    /// No new segment for this many segment durations → the pipeline is rebuilt.
+    pub stall_factor: u32,
+}
+
+impl Default for BroadcasterConfig {
+    fn default() -> Self {
+        BroadcasterConfig { playlist_segments: 6, segment_grace_seconds: 60, stall_factor: 3 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Used in URLs (`/hls/{id}/live.m3u8`): lowercase letters, digits and dashes.
+    pub id: String,
+    pub name: String,
+    /// With an empty library, generate a few demo clips so the channel shows something real.
+    pub demo_clips: bool,
+    /// Style of the channel, given to the curator's scorer.
+    pub style: String,
+}
+
+impl Default for ChannelConfig {
+    fn default() -> Self {
+        ChannelConfig {
+            id: "main".into(),
+            name: "VVTV".into(),
+            demo_clips: true,
+            style: "calm nature, science and culture documentaries".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FactoryConfig {
+    pub workers: u32,
+    /// Drop folder watched for new media; empty means `data_dir/inbox`.
+    pub inbox_dir: Option<PathBuf>,
+    pub vmaf_min: f64,
+    /// Score every Nth frame for the VMAF gate.
+    pub vmaf_subsample: u32,
+    pub min_height: u32,
+    pub min_duration_seconds: u32,
+    pub max_duration_seconds: u32,
+    pub max_download_mb: u64,
+    pub download_timeout_seconds: u64,
+    /// Allow downloads from private and loopback addresses (tests, closed networks).
+    pub allow_private_addresses: bool,
+    pub assets_quota_gb: f64,
+    pub min_free_disk_gb: f64,
+}
+
+impl Default for FactoryConfig {
+    fn default() -> Self {
+        FactoryConfig {
+            workers: 1,
+            inbox_dir: None,
+            vmaf_min: 85.0,
+            vmaf_subsample: 5,
+            min_height: 720,
+            min_duration_seconds: 5,
+            max_duration_seconds: 4 * 3600,
+            max_download_mb: 8192,
+            download_timeout_seconds: 3600,
+            allow_private_addresses: false,
+            assets_quota_gb: 200.0,
+            min_free_disk_gb: 5.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// `ollama` or `openai`; empty `url` disables the LLM and the deterministic scorer decides.
+    pub protocol: String,
+    pub url: String,
+    pub model: String,
+    pub timeout_seconds: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig { protocol: "ollama".into(), url: String::new(), model: "llama3.2".into(), timeout_seconds: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CuratorConfig {
+    pub enabled: bool,
+    pub user_agent_contact: String,
+    pub chromium_path: PathBuf,
+    pub license_allowlist: Vec<String>,
+    pub llm: LlmConfig,
+    pub sources: Vec<toml::Table>,
+}
+
+impl Default for CuratorConfig {
+    fn default() -> Self {
+        CuratorConfig {
+            enabled: true,
+            user_agent_contact: "https://example.invalid/vvtv-contact".into(),
+            chromium_path: PathBuf::from("/usr/bin/chromium"),
+            license_allowlist: vec!["cc-by".into(), "cc-by-sa".into(), "cc0".into(), "public-domain".into()],
+            llm: LlmConfig::default(),
+            sources: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlannerConfig {
+    /// Minutes of programme the planner keeps scheduled ahead of the air.
+    pub buffer_minutes: u32,
+    /// Share of picks given to assets that have aired least (0..1).
+    pub exploration_rate: f64,
+    /// An asset is not repeated within this many items.
+    pub diversity_window: u32,
+    /// Plans scoring at least this go to the factory without approval.
+    pub min_score: f64,
+    pub auto_approve: bool,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        PlannerConfig {
+            buffer_minutes: 30,
+            exploration_rate: 0.1,
+            diversity_window: 3,
+            min_score: 0.6,
+            auto_approve: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text; missing keys take their defaults.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let parse_error = |message| ConfigError::Parse { path: PathBuf::from("<config>"), message };
+        let de = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            match path.as_str() {
+                "." | "" => parse_error(format!("{}{at}", inner.message().trim())),
+                key => parse_error(format!("{key}: {}{at}", inner.message().trim())),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|e| invalid("server.listen", format!("{:?} is not an address:port ({e})", self.server.listen)))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(invalid("storage.data_dir", "must not be empty"));
+        }
+        let hf = &self.house_format;
+        if !(1..=120).contains(&hf.fps) {
+            return Err(invalid("house_format.fps", format!("{} is outside 1..=120", hf.fps)));
+        }
+        if !(1..=10).contains(&hf.gop_seconds) {
+            return Err(invalid("house_format.gop_seconds", format!("{} is outside 1..=10", hf.gop_seconds)));
+        }
+        if hf.segment_seconds == 0 || hf.segment_seconds % hf.gop_seconds != 0 {
+            return Err(invalid(
+                "house_format.segment_seconds",
+                format!("{} must be a positive multiple of gop_seconds ({})", hf.segment_seconds, hf.gop_seconds),
+            ));
+        }
+        if !(32..=512).contains(&hf.audio_kbps) {
+            return Err(invalid("house_format.audio_kbps", format!("{} is outside 32..=512", hf.audio_kbps)));
+        }
+        if !(-40.0..=-5.0).contains(&hf.target_lufs) {
+            return Err(invalid("house_format.target_lufs", format!("{} is outside -40..=-5", hf.target_lufs)));
+        }
+        if !(-10.0..=0.0).contains(&hf.true_peak_dbtp) {
+            return Err(invalid("house_format.true_peak_dbtp", format!("{} is outside -10..=0", hf.true_peak_dbtp)));
+        }
+        const PRESETS: [&str; 9] =
+            ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"];
+        if !PRESETS.contains(&hf.x264_preset.as_str()) {
+            return Err(invalid(
+                "house_format.x264_preset",
+                format!("{:?} is not one of {}", hf.x264_preset, PRESETS.join(", ")),
+            ));
+        }
+        if hf.ladder.is_empty() {
+            return Err(invalid("house_format.ladder", "needs at least one rung"));
+        }
+        for (i, r) in hf.ladder.iter().enumerate() {
+            let key = |k: &str| format!("house_format.ladder[{i}].{k}");
+            if !is_slug(&r.name) {
+                return Err(invalid(key("name"), format!("{:?} must match [a-z0-9-]+", r.name)));
+            }
+            if hf.ladder[..i].iter().any(|o| o.name == r.name) {
+                return Err(invalid(key("name"), format!("{:?} is used by another rung", r.name)));
+            }
+            if r.width < 16 || r.width > 7680 || r.width % 2 != 0 {
+                return Err(invalid(key("width"), format!("{} must be even and within 16..=7680", r.width)));
+            }
+            if r.height < 16 || r.height > 4320 || r.height % 2 != 0 {
+                return Err(invalid(key("height"), format!("{} must be even and within 16..=4320", r.height)));
+            }
+            if !(100..=100_000).contains(&r.video_kbps) {
+                return Err(invalid(key("video_kbps"), format!("{} is outside 100..=100000", r.video_kbps)));
+            }
+        }
+        let b = &self.broadcaster;
+        if !(3..=100).contains(&b.playlist_segments) {
+            return Err(invalid(
+                "broadcaster.playlist_segments",
+                format!("{} is outside 3..=100", b.playlist_segments),
+            ));
+        }
+        if !(2..=20).contains(&b.stall_factor) {
+            return Err(invalid("broadcaster.stall_factor", format!("{} is outside 2..=20", b.stall_factor)));
+        }
+        if self.channels.is_empty() {
+            return Err(invalid("channels", "needs at least one [[channels]] entry"));
+        }
+        for (i, c) in self.channels.iter().enumerate() {
+            if !is_slug(&c.id) {
+                return Err(invalid(format!("channels[{i}].id"), format!("{:?} must match [a-z0-9-]+", c.id)));
+            }
+            if self.channels[..i].iter().any(|o| o.id == c.id) {
+                return Err(invalid(format!("channels[{i}].id"), format!("{:?} is used by another channel", c.id)));
+            }
+            if c.name.trim().is_empty() {
+                return Err(invalid(format!("channels[{i}].name"), "must not be empty"));
+            }
+        }
+        let f = &self.factory;
+        if !(1..=16).contains(&f.workers) {
+            return Err(invalid("factory.workers", format!("{} is outside 1..=16", f.workers)));
+        }
+        if !(0.0..=100.0).contains(&f.vmaf_min) {
+            return Err(invalid("factory.vmaf_min", format!("{} is outside 0..=100", f.vmaf_min)));
+        }
+        if f.vmaf_subsample == 0 {
+            return Err(invalid("factory.vmaf_subsample", "must be at least 1"));
+        }
+        if f.min_duration_seconds >= f.max_duration_seconds {
+            return Err(invalid(
+                "factory.min_duration_seconds",
+                format!("{} must be below max_duration_seconds ({})", f.min_duration_seconds, f.max_duration_seconds),
+            ));
+        }
+        let llm = &self.curator.llm;
+        if !["ollama", "openai"].contains(&llm.protocol.as_str()) {
+            return Err(invalid("curator.llm.protocol", format!("{:?} is not \"ollama\" or \"openai\"", llm.protocol)));
+        }
+        if !llm.url.is_empty() && !(llm.url.starts_with("http://") || llm.url.starts_with("https://")) {
+            return Err(invalid("curator.llm.url", format!("{:?} is not an http(s) URL", llm.url)));
+        }
+        let p = &self.planner;
+        if !(1..=24 * 60).contains(&p.buffer_minutes) {
+            return Err(invalid("planner.buffer_minutes", format!("{} is outside 1..=1440", p.buffer_minutes)));
+        }
+        if !(0.0..=1.0).contains(&p.exploration_rate) {
+            return Err(invalid("planner.exploration_rate", format!("{} is outside 0..=1", p.exploration_rate)));
+        }
+        if !(0.0..=1.0).contains(&p.min_score) {
+            return Err(invalid("planner.min_score", format!("{} is outside 0..=1", p.min_score)));
+        }
+        Ok(())
+    }
+}
+
+/// `[a-z0-9-]+`: safe in URLs and file names.
+pub fn is_slug(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default_demo_station() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.channels[0].id, "main");
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.house_format.ladder.len(), 4);
+    }
+
+    #[test]
+    fn documented_example_matches_the_defaults() {
+        let text = include_str!("../config/vvtv.toml");
+        let c = Config::parse(text).expect("config/vvtv.toml must parse");
+        assert_eq!(c, Config::default(), "config/vvtv.toml must document the embedded defaults");
+    }
+
+    #[test]
+    fn bad_channel_id_names_the_key() {
+        let err = Config::parse("[[channels]]\nid = \"Main Channel\"\nname = \"x\"\n").unwrap_err();
+        assert_eq!(err.to_string(), "channels[0].id: \"Main Channel\" must match [a-z0-9-]+");
+    }
+
+    #[test]
+    fn segment_must_be_multiple_of_gop() {
+        let err = Config::parse("[house_format]\ngop_seconds = 3\nsegment_seconds = 4\n").unwrap_err();
+        assert!(err.to_string().starts_with("house_format.segment_seconds:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_refused() {
+        let err = Config::parse("[planner]\nbuffer_minutes = \"lots\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("planner.buffer_minutes: invalid type"), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn bad_listen_address_names_the_key() {
+        let err = Config::parse("[server]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("server.listen:"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_channel_ids_are_refused() {
+        let err = Config::parse("[[channels]]\nid = \"a\"\nname = \"A\"\n[[channels]]\nid = \"a\"\nname = \"B\"\n")
+            .unwrap_err();
+        assert!(err.to_string().starts_with("channels[1].id:"), "{err}");
+    }
+}

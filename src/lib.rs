@@ -1,0 +1,12 @@
+//! VVTV: an autonomous 24/7 TV station in one daemon. See README.md for the architecture; each module is one room.
+
+pub mod broadcaster;
+pub mod business_logic;
+pub mod config;
+pub mod curator;
+pub mod factory;
+pub mod http;
+pub mod media;
+pub mod planner;
+pub mod station;
+pub mod store;

@@ -1,0 +1,111 @@
+//! `vvtv`: parse arguments, load the config, start the station, wait for a signal — nothing else.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use vvtv::config::Config;
+
+#[derive(Parser)]
+#[command(name = "vvtv", version, about = "VVTV: an autonomous 24/7 TV station")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the station (with no --config: the embedded default demo station).
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config file and say what is wrong with it.
+    CheckConfig { file: PathBuf },
+}
+
+/// Actors get this long to record in-flight work; the process exits within 10 s of the signal.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(8);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config } => {
+            init_tracing();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("vvtv: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = runtime.block_on(run(config));
+            // An encode still running on a blocking thread (slate, demo clip) is abandoned, not awaited: it writes
+            // aside and renames, so nothing half-written is left for the next start to trust.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("vvtv: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = match &config_path {
+        Some(path) => {
+            Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()).context("bad config"))?
+        }
+        None => Config::default(),
+    };
+    let running = vvtv::station::start(config).await?;
+    tracing::info!("listening on http://{}/", running.local_addr);
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    spawn_watchdog();
+
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    running.shutdown(SHUTDOWN_LIMIT).await;
+    Ok(())
+}
+
+/// Under systemd with WatchdogSec=, ping at half the interval so a hung runtime gets the service restarted.
+fn spawn_watchdog() {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let period = Duration::from_micros(usec / 2);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    });
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VVTV_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}

@@ -1,0 +1,227 @@
+//! The ingest pre-scan of a house-format MP4: what the broadcaster needs to know about an asset before it goes on
+//! air, read once by demuxing (no decoding) exactly the way the playout will read it.
+//!
+//! The playout rebases every encoded buffer onto one continuous timeline, so it needs the video's end, the first DTS
+//! (negative: the B-frame delay), the keyframes (where an emergency may cut), the mini-GOP boundaries (where it may
+//! cut sooner) and where the audio ends. The avcC (SPS/PPS) is returned so ingest can check it is byte-identical to
+//! the house reference: the playout never re-sends codec headers, so a different one would break every decoder.
+
+use super::house_format::{init, run_until_eos, MediaError, NO_VIDEO_MESSAGE};
+use gst::prelude::*;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// A scan gets this long plus a tenth of the media's duration (demuxing runs far faster than real time).
+const SCAN_TIMEOUT_BASE: Duration = Duration::from_secs(60);
+
+/// Everything the playout needs to know about one rendition. Times are running times in nanoseconds (0 = the
+/// first picture), signed because the first DTS precedes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanInfo {
+    /// End of the last video frame (max PTS + duration).
+    pub video_end_ns: i64,
+    /// DTS of the first video frame: minus the B-frame delay (one frame in the house format).
+    pub first_dts_ns: i64,
+    /// PTS of every keyframe, ascending.
+    pub keyframes_ns: Vec<i64>,
+    /// Ends of the decode-order prefixes whose pictures are exactly `[0, end)`: points where the video can be cut
+    /// without re-encoding and without a frame missing (every mini-GOP boundary).
+    pub cut_points_ns: Vec<i64>,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// PTS of the first audio frame (None-audio files report 0).
+    pub audio_start_ns: i64,
+    /// End of the last audio frame.
+    pub audio_end_ns: i64,
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate as a fraction.
+    pub fps: (i32, i32),
+    /// The avcC record (SPS/PPS) exactly as stored in the MP4.
+    pub video_codec_data: Vec<u8>,
+}
+
+impl ScanInfo {
+    /// Duration of the video.
+    pub fn duration(&self) -> Duration {
+        Duration::from_nanos(self.video_end_ns.max(0) as u64)
+    }
+}
+
+#[derive(Default)]
+struct Accumulator {
+    info: ScanInfo,
+    max_pts: Option<i64>,
+    first_audio: Option<i64>,
+    last_sample: Option<Instant>,
+}
+
+/// Scans a house-format MP4 (H.264 + AAC) by demuxing it; blocking.
+pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
+    let what = format!("scan {}", path.display());
+    init(&what)?;
+    std::fs::metadata(path).map_err(|source| MediaError::Io { what: what.clone(), path: path.to_owned(), source })?;
+    let pipeline_error = |reason: String| MediaError::Pipeline { what: what.clone(), reason };
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path)
+        .build()
+        .map_err(|e| pipeline_error(format!("filesrc: {e}")))?;
+    let demux = gst::ElementFactory::make("qtdemux").build().map_err(|e| pipeline_error(format!("qtdemux: {e}")))?;
+    pipeline.add_many([&src, &demux]).map_err(|e| pipeline_error(e.to_string()))?;
+    src.link(&demux).map_err(|e| pipeline_error(e.to_string()))?;
+
+    let acc = Arc::new(Mutex::new(Accumulator { last_sample: Some(Instant::now()), ..Default::default() }));
+    let weak = pipeline.downgrade();
+    let acc_pads = acc.clone();
+    demux.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else { return };
+        let kind = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())).unwrap_or_default();
+        let video = match kind.as_str() {
+            "video/x-h264" => true,
+            "audio/mpeg" => false,
+            _ => {
+                // Not part of the house format: drain it so the demuxer keeps going.
+                let _ = attach(&pipeline, pad, None);
+                return;
+            }
+        };
+        let _ = attach(&pipeline, pad, Some((video, acc_pads.clone())));
+    });
+    demux.connect_no_more_pads(|demux| {
+        if !demux.src_pads().iter().any(|p| p.name().starts_with("video")) {
+            let msg =
+                gst::message::Application::builder(gst::Structure::new_empty(NO_VIDEO_MESSAGE)).src(demux).build();
+            let _ = demux.post_message(msg);
+        }
+    });
+
+    let started = Instant::now();
+    let mut tick = || {
+        let mut state = acc.lock().unwrap_or_else(PoisonError::into_inner);
+        let duration = demux.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()));
+        let budget = SCAN_TIMEOUT_BASE + duration.unwrap_or_default() / 10;
+        let stalled = state.last_sample.get_or_insert_with(Instant::now).elapsed() > SCAN_TIMEOUT_BASE;
+        if started.elapsed() > budget || stalled {
+            return Err(MediaError::Timeout {
+                what: what.clone(),
+                elapsed: started.elapsed(),
+                reason: format!("{} video frames read", state.info.video_frames),
+            });
+        }
+        Ok(())
+    };
+    run_until_eos(&pipeline, &what, &mut tick)?;
+    let state = acc.lock().unwrap_or_else(PoisonError::into_inner);
+    if state.info.video_frames == 0 {
+        return Err(MediaError::NoVideo { what });
+    }
+    let mut info = state.info.clone();
+    info.keyframes_ns.sort_unstable();
+    Ok(info)
+}
+
+/// Hangs `queue ! appsink` (or `queue ! fakesink` when `collect` is None) off a demuxer pad. The queue gives each
+/// sink its own thread, so one sink waiting for preroll cannot starve the other.
+fn attach(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    collect: Option<(bool, Arc<Mutex<Accumulator>>)>,
+) -> Result<(), gst::glib::BoolError> {
+    let queue = gst::ElementFactory::make("queue").build()?;
+    let sink = match &collect {
+        Some(_) => gst::ElementFactory::make("appsink")
+            .property("sync", false)
+            .property("enable-last-sample", false)
+            .build()?,
+        None => gst::ElementFactory::make("fakesink").property("sync", false).build()?,
+    };
+    pipeline.add_many([&queue, &sink])?;
+    queue.link(&sink)?;
+    if let Some((video, acc)) = collect {
+        if let Ok(appsink) = sink.clone().downcast::<gst_app::AppSink>() {
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |appsink| {
+                        let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let mut state = acc.lock().unwrap_or_else(PoisonError::into_inner);
+                        state.last_sample = Some(Instant::now());
+                        if video {
+                            add_video(&mut state, &sample);
+                        } else {
+                            add_audio(&mut state, &sample);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+    }
+    queue.sync_state_with_parent()?;
+    sink.sync_state_with_parent()?;
+    let queue_sink = queue.static_pad("sink").ok_or_else(|| gst::glib::bool_error!("queue without sink pad"))?;
+    pad.link(&queue_sink).map_err(|e| gst::glib::bool_error!("cannot link {}: {e:?}", pad.name()))?;
+    Ok(())
+}
+
+fn signed_ns(t: gst::Signed<gst::ClockTime>) -> i64 {
+    match t {
+        gst::Signed::Positive(t) => t.nseconds() as i64,
+        gst::Signed::Negative(t) => -(t.nseconds() as i64),
+    }
+}
+
+/// (PTS, DTS, duration) of a sample as signed running times; DTS falls back to PTS.
+fn times(sample: &gst::Sample) -> Option<(i64, i64, i64)> {
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?.clone();
+    let buffer = sample.buffer()?;
+    let pts = signed_ns(segment.to_running_time_full(buffer.pts()?)?);
+    let dts = match buffer.dts() {
+        Some(dts) => signed_ns(segment.to_running_time_full(dts)?),
+        None => pts,
+    };
+    Some((pts, dts, buffer.duration().map(|d| d.nseconds() as i64).unwrap_or(0)))
+}
+
+fn add_video(state: &mut Accumulator, sample: &gst::Sample) {
+    if state.info.video_frames == 0 {
+        if let Some(s) = sample.caps().and_then(|c| c.structure(0)) {
+            state.info.width = s.get::<i32>("width").map(|w| w.max(0) as u32).unwrap_or(0);
+            state.info.height = s.get::<i32>("height").map(|h| h.max(0) as u32).unwrap_or(0);
+            state.info.fps = s.get::<gst::Fraction>("framerate").map(|f| (f.numer(), f.denom())).unwrap_or((0, 1));
+            if let Ok(codec_data) = s.get::<gst::Buffer>("codec_data") {
+                state.info.video_codec_data = codec_data.map_readable().map(|m| m.to_vec()).unwrap_or_default();
+            }
+        }
+        state.info.first_dts_ns = i64::MAX;
+    }
+    let Some((pts, dts, duration)) = times(sample) else { return };
+    let keyframe = sample.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
+    let info = &mut state.info;
+    info.video_frames += 1;
+    info.video_end_ns = info.video_end_ns.max(pts + duration);
+    info.first_dts_ns = info.first_dts_ns.min(dts);
+    if keyframe {
+        info.keyframes_ns.push(pts);
+    }
+    // The decode-order prefix holds exactly the pictures [0, max_pts] when their count matches the span.
+    let max_pts = state.max_pts.map_or(pts, |m| m.max(pts));
+    state.max_pts = Some(max_pts);
+    if duration > 0 {
+        let span = (max_pts + duration / 2) / duration + 1;
+        if span == info.video_frames as i64 {
+            info.cut_points_ns.push(max_pts + duration);
+        }
+    }
+}
+
+fn add_audio(state: &mut Accumulator, sample: &gst::Sample) {
+    let Some((pts, _, duration)) = times(sample) else { return };
+    let first = *state.first_audio.get_or_insert(pts);
+    let info = &mut state.info;
+    info.audio_frames += 1;
+    info.audio_start_ns = first.min(pts);
+    state.first_audio = Some(info.audio_start_ns);
+    info.audio_end_ns = info.audio_end_ns.max(pts + duration);
+}

@@ -1,0 +1,186 @@
+//! The planner keeps each channel's schedule filled `buffer_minutes` ahead with ready assets, and says why it chose
+//! each one. It runs on a short tick and when nudged (new asset ready, an item finished, a rule changed).
+
+use crate::business_logic::BusinessLogic;
+use crate::station::{Context, Shutdown};
+use crate::store::{ChannelId, Store};
+use serde::Serialize;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+const TICK: Duration = Duration::from_secs(5);
+/// Bounds one top-up round even if the library holds only very short assets.
+const MAX_PICKS_PER_ROUND: usize = 200;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PlannerStatus {
+    pub rounds: u64,
+    pub scheduled_total: u64,
+    pub last_error: Option<String>,
+}
+
+enum Msg {
+    Nudge,
+    Status(oneshot::Sender<PlannerStatus>),
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannerHandle {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl PlannerHandle {
+    pub fn spawn(ctx: &Context) -> PlannerHandle {
+        let (tx, rx) = mpsc::channel(64);
+        let (shutdown, guard) = ctx.shutdown();
+        let channels = ctx.config.channels.iter().map(|c| ChannelId(c.id.clone())).collect();
+        let planner = Planner {
+            rx,
+            store: ctx.store.clone(),
+            rules: ctx.rules.clone(),
+            channels,
+            status: PlannerStatus::default(),
+        };
+        tokio::spawn(async move {
+            planner.run(shutdown).await;
+            drop(guard);
+        });
+        PlannerHandle { tx }
+    }
+
+    /// Asks for a top-up round now (cheap; coalesces when one is pending).
+    pub fn nudge(&self) {
+        let _ = self.tx.try_send(Msg::Nudge);
+    }
+
+    pub async fn status(&self) -> Option<PlannerStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Status(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+struct Planner {
+    rx: mpsc::Receiver<Msg>,
+    store: Store,
+    rules: watch::Receiver<BusinessLogic>,
+    channels: Vec<ChannelId>,
+    status: PlannerStatus,
+}
+
+impl Planner {
+    async fn run(mut self, mut shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                _ = shutdown.recv() => return,
+                _ = tick.tick() => self.round().await,
+                _ = self.rules.changed() => self.round().await,
+                msg = self.rx.recv() => match msg {
+                    None => return,
+                    Some(Msg::Nudge) => self.round().await,
+                    Some(Msg::Status(reply)) => { let _ = reply.send(self.status.clone()); }
+                },
+            }
+        }
+    }
+
+    async fn round(&mut self) {
+        self.status.rounds += 1;
+        let rules = self.rules.borrow().clone();
+        for channel in self.channels.clone() {
+            match top_up(&self.store, &channel, &rules).await {
+                Ok(n) => {
+                    self.status.scheduled_total += n as u64;
+                    self.status.last_error = None;
+                }
+                Err(e) => {
+                    tracing::warn!("planner: channel {channel}: {e}");
+                    self.status.last_error = Some(format!("channel {channel}: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// Appends items until the channel has `buffer_minutes` ahead. Picks the asset that has waited longest since it was
+/// last scheduled on this channel, never one of the last `diversity_window` items when another is available.
+async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> crate::store::Result<usize> {
+    let target_ms = i64::from(rules.buffer_minutes) * 60_000;
+    let mut queued = store.queued_ms(channel).await?;
+    let mut picked = 0;
+    while queued < target_ms && picked < MAX_PICKS_PER_ROUND {
+        let candidates = store.airable_assets_for(channel).await?;
+        let recent = store.recent_scheduled_assets(channel, i64::from(rules.diversity_window)).await?;
+        let Some(choice) = candidates.iter().find(|c| !recent.contains(&c.asset.id)).or(candidates.first()) else {
+            break;
+        };
+        let reason = match choice.last_scheduled_ms {
+            None => "never scheduled on this channel".to_string(),
+            Some(ms) => format!(
+                "waited longest since last scheduled ({} ago){}",
+                human_age(crate::store::now_ms() - ms),
+                if recent.contains(&choice.asset.id) { "; library smaller than the diversity window" } else { "" }
+            ),
+        };
+        store.schedule_append(channel, choice.asset.id, &reason).await?;
+        queued += choice.asset.duration_ms.max(1);
+        picked += 1;
+    }
+    if picked > 0 {
+        store
+            .event(
+                "planner",
+                Some(channel),
+                "scheduled",
+                &format!("scheduled {picked} item(s); {:.1} min ahead", queued as f64 / 60_000.0),
+                serde_json::json!({ "items": picked }),
+            )
+            .await;
+    }
+    Ok(picked)
+}
+
+fn human_age(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        _ => format!("{} h", s / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AssetKind, NewAsset};
+
+    #[tokio::test]
+    async fn fills_buffer_round_robin_with_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
+        let ch = ChannelId("main".into());
+        store.upsert_channel(&ch, "Main").await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let a = NewAsset {
+                title: format!("clip {i}"),
+                kind: Some(AssetKind::Demo),
+                dir: dir.path().into(),
+                duration_ms: 60_000,
+                ..Default::default()
+            };
+            ids.push(store.insert_asset(&a).await.unwrap());
+        }
+        let mut rules = BusinessLogic::from_config(&crate::config::Config::default());
+        rules.buffer_minutes = 5;
+        rules.diversity_window = 2;
+        let n = top_up(&store, &ch, &rules).await.unwrap();
+        assert_eq!(n, 5, "5 one-minute items fill a 5-minute buffer");
+        let q = store.upcoming(&ch, 10).await.unwrap();
+        let order: Vec<_> = q.iter().map(|i| i.asset_id).collect();
+        assert_eq!(order, vec![ids[0], ids[1], ids[2], ids[0], ids[1]]);
+        assert!(q.iter().all(|i| !i.reason.is_empty()));
+        assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 0, "a full buffer takes nothing more");
+    }
+}

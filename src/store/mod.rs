@@ -1,0 +1,166 @@
+//! SQLite access: the single source of truth and the only place with SQL.
+//!
+//! Every actor gets a clone of [`Store`] (a pool). What must survive a crash is written here before it is acted on;
+//! a restart reads the store and carries on. One file per table family.
+
+mod assets;
+mod events;
+mod jobs;
+mod plans;
+mod schedule;
+mod settings;
+
+pub use assets::{Asset, AssetKind, Candidate, NewAsset, NewRendition, Rendition};
+pub use events::Event;
+pub use jobs::{Job, JobOrigin, JobStatus, NewJob};
+pub use plans::{NewPlan, Plan, PlanStatus};
+pub use schedule::{Airing, AiringKind, QueueItem, ScheduleStatus};
+
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("database {path}: migration failed: {source}")]
+    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A channel's id as used in URLs and rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct ChannelId(pub String);
+
+impl std::fmt::Display for ChannelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(transparent)]
+#[serde(transparent)]
+pub struct AssetId(pub i64);
+
+impl std::fmt::Display for AssetId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch, the unit of every `*_ms` time column.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, sets WAL, foreign keys and a busy timeout, and applies migrations.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a committed transaction survives a process crash (kill -9); only an OS crash
+            // may lose the last ones.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Makes sure every configured channel has its row (names follow the config).
+    pub async fn upsert_channel(&self, id: &ChannelId, name: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO channels (id, name, created_ms) VALUES (?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Names of the applied migrations, oldest first.
+    pub async fn applied_migrations(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar("SELECT description FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
+             AND name NOT LIKE 'sqlite%' ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_apply_to_a_fresh_file_and_again_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vvtv.db");
+        let store = Store::open(&path).await.unwrap();
+        let tables = store.table_names().await.unwrap();
+        for t in ["airings", "assets", "channels", "events", "jobs", "plans", "renditions", "schedule", "settings"] {
+            assert!(tables.iter().any(|x| x == t), "table {t} missing from {tables:?}");
+        }
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(mode, "wal");
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(fk, 1);
+        store.close().await;
+        let again = Store::open(&path).await.unwrap();
+        assert_eq!(again.applied_migrations().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn foreign_keys_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
+        let err = store.schedule_append(&ChannelId("nope".into()), AssetId(42), "test").await;
+        assert!(err.is_err(), "schedule row for unknown channel and asset must be refused");
+    }
+
+    #[tokio::test]
+    async fn open_names_the_file_on_failure() {
+        let err = Store::open(Path::new("/proc/definitely/not/here.db")).await.unwrap_err();
+        assert!(err.to_string().contains("/proc/definitely/not/here.db"), "{err}");
+    }
+}

@@ -1,0 +1,25 @@
+//! The `settings` table: business-logic keys set at run time, overriding the config defaults.
+
+use super::{now_ms, Result, Store};
+use std::collections::BTreeMap;
+
+impl Store {
+    pub async fn settings(&self) -> Result<BTreeMap<String, String>> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM settings").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value, updated_ms) VALUES (?, ?, ?)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,263 @@
+//! The real playout engine, unpaced (appsink sync=false): hours of content in seconds. Proves the splice properties
+//! with the engine's own counters AND with an independent reader (ffprobe over the written segments): DTS strictly
+//! increasing, constant video steps, audio continuous, |A−V| ≤ ½ AAC frame, every segment starting on a keyframe,
+//! segment durations ≤ target — and that the 33-bit MPEG-TS timestamp wrap is survived.
+
+use chrono::Utc;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use vvtv::broadcaster::engine::{EngineSettings, Item, AAC_FRAME_NS};
+use vvtv::broadcaster::playlist::{Playlist, PlaylistSettings};
+use vvtv::broadcaster::runner::{Command as RunnerCommand, Feed, Next, Outcome, Runner, Snapshot, Tag};
+use vvtv::config::{HouseFormatConfig, RungConfig};
+use vvtv::media::house_format::{self, HouseFormat, Source, TestPattern};
+
+fn small_format() -> HouseFormat {
+    let cfg = HouseFormatConfig {
+        ladder: vec![
+            RungConfig { name: "180p".into(), width: 320, height: 180, video_kbps: 300 },
+            RungConfig { name: "90p".into(), width: 160, height: 90, video_kbps: 150 },
+        ],
+        x264_preset: "ultrafast".into(),
+        ..HouseFormatConfig::default()
+    };
+    HouseFormat::from_config(&cfg)
+}
+
+/// Three clips whose lengths are not multiples of the GOP, so every boundary exercises audio drop/pad.
+fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
+    let specs = [
+        ("A", TestPattern::Bars75, 440.0, 2.5),
+        ("B", TestPattern::Ball, 660.0, 3.1),
+        ("C", TestPattern::Pinwheel, 880.0, 1.9),
+    ];
+    specs
+        .iter()
+        .map(|(name, pattern, tone, secs)| {
+            let out = dir.join(name);
+            let src = Source::TestCard {
+                title: format!("clip {name}"),
+                pattern: *pattern,
+                tone_hz: Some(*tone),
+                duration: Duration::from_secs_f64(*secs),
+            };
+            let enc = house_format::encode(hf, &src, &out, &|_| {}).expect("encode test clip");
+            let files: Vec<PathBuf> = enc.renditions.iter().map(|r| r.path.clone()).collect();
+            let scan = vvtv::media::scan::scan(&files[0]).expect("scan");
+            Item {
+                title: format!("clip {name}"),
+                files,
+                duration_ns: scan.video_end_ns,
+                keyframes_ns: scan.keyframes_ns.clone(),
+                start_ns: 0,
+            }
+        })
+        .collect()
+}
+
+/// Cycles the items; sends Stop once `limit` items have started.
+struct CycleFeed {
+    items: Vec<Item>,
+    next: usize,
+    started: usize,
+    limit: usize,
+    stop: Sender<RunnerCommand>,
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
+}
+
+impl Feed for CycleFeed {
+    fn next(&mut self, _after: Option<&Tag>) -> Next {
+        let item = self.items[self.next % self.items.len()].clone();
+        self.next += 1;
+        Next { item, tag: Tag::Slate }
+    }
+    fn started(&mut self, _tag: &Tag, _title: &str, _start: chrono::DateTime<Utc>, _offset_ns: i64) {
+        self.started += 1;
+        if self.started == self.limit {
+            let _ = self.stop.send(RunnerCommand::Stop);
+        }
+    }
+    fn ended(&mut self, _tag: &Tag, _end: chrono::DateTime<Utc>, outcome: &Outcome) {
+        self.outcomes.lock().unwrap().push(outcome.clone());
+    }
+    fn notice(&mut self, kind: &str, message: &str) {
+        panic!("unexpected notice {kind}: {message}");
+    }
+}
+
+fn play(hf: &HouseFormat, items: Vec<Item>, out: &Path, limit: usize, origin_ns: i64) -> (Snapshot, Vec<Outcome>) {
+    let rungs = vvtv::broadcaster::playlist_rungs(hf);
+    let playlist = Playlist::recover(PlaylistSettings {
+        dir: out.to_path_buf(),
+        rungs,
+        window: 6,
+        segment_duration: Duration::from_secs(u64::from(hf.segment_seconds)),
+        // keep every segment: the test reads them all afterwards
+        grace: Duration::from_secs(1_000_000),
+    })
+    .expect("playlist");
+    let (tx, rx) = channel();
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let feed = CycleFeed { items, next: 0, started: 0, limit, stop: tx, outcomes: outcomes.clone() };
+    let shared = Arc::new(Mutex::new(Snapshot::default()));
+    let settings = EngineSettings {
+        out_dir: out.to_path_buf(),
+        rungs: hf.rungs.iter().map(|r| r.name.clone()).collect(),
+        segment: Duration::from_secs(u64::from(hf.segment_seconds)),
+        frame_ns: hf.frame_pts_ns(1),
+        sync: false,
+        origin_ns,
+    };
+    let silence = vvtv::media::silence::silent_aac_frame(hf.audio_kbps).expect("silence");
+    let runner = Runner { settings, feed, playlist, commands: rx, shared: shared.clone(), silence };
+    runner.run();
+    let snap = shared.lock().unwrap().clone();
+    let outcomes = outcomes.lock().unwrap().clone();
+    (snap, outcomes)
+}
+
+/// Concatenates a rung's segments in order (what a player downloads) and lists packets with ffprobe.
+struct Packet {
+    video: bool,
+    pts: f64,
+    dts: f64,
+    duration: f64,
+    key: bool,
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "ts"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+fn probe_packets(file: &Path) -> Vec<Packet> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=codec_type,pts_time,dts_time,duration_time,flags",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe (installed by scripts/install-deps.sh)");
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(errors.trim().is_empty(), "ffprobe reported errors: {errors}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            if f.len() < 5 {
+                return None;
+            }
+            Some(Packet {
+                video: f[0] == "video",
+                pts: f[1].parse().ok()?,
+                dts: f[2].parse().ok()?,
+                duration: f[3].parse().unwrap_or(0.0),
+                key: f[4].contains('K'),
+            })
+        })
+        .collect()
+}
+
+/// Independent checks over the whole output of one rung.
+fn verify_rung(dir: &Path, hf: &HouseFormat) {
+    let segs = segments(dir);
+    assert!(segs.len() > 3, "too few segments in {}", dir.display());
+    let frame = hf.frame_pts_ns(1) as f64 / 1e9;
+    let target = Duration::from_secs(u64::from(hf.segment_seconds)).as_secs_f64();
+    for seg in &segs {
+        let pk = probe_packets(seg);
+        let first_video = pk.iter().find(|p| p.video).expect("segment has video");
+        assert!(first_video.key, "{} does not start with a keyframe", seg.display());
+        let v: Vec<&Packet> = pk.iter().filter(|p| p.video).collect();
+        let span = v.len() as f64 * frame;
+        assert!(span <= target + 1e-3, "{} holds {span:.3} s of video, target {target}", seg.display());
+    }
+    let all = dir.join("all.ts.check");
+    let mut bytes = Vec::new();
+    for seg in &segs {
+        bytes.extend(std::fs::read(seg).unwrap());
+    }
+    std::fs::write(&all, bytes).unwrap();
+    let pk = probe_packets(&all);
+    let mut v: Vec<&Packet> = pk.iter().filter(|p| p.video).collect();
+    for w in v.windows(2) {
+        assert!(w[1].dts > w[0].dts, "video DTS not increasing: {} then {}", w[0].dts, w[1].dts);
+    }
+    v.sort_by(|a, b| a.pts.total_cmp(&b.pts));
+    for w in v.windows(2) {
+        let step = w[1].pts - w[0].pts;
+        assert!((step - frame).abs() < 0.0015, "video PTS step {step:.4} s at {:.3} (frame {frame:.4})", w[0].pts);
+    }
+    let a: Vec<&Packet> = pk.iter().filter(|p| !p.video).collect();
+    let aframe = AAC_FRAME_NS as f64 / 1e9;
+    for w in a.windows(2) {
+        let gap = w[1].pts - (w[0].pts + w[0].duration.max(aframe));
+        assert!(gap.abs() < aframe * 0.5 + 0.0015, "audio gap/overlap {gap:.4} s at {:.3}", w[0].pts);
+    }
+    let v_end = v.last().unwrap().pts + frame;
+    let a_end = a.last().unwrap().pts + aframe;
+    assert!((a_end - v_end).abs() <= aframe / 2.0 + 0.0015, "A/V end offset {:.4} s", a_end - v_end);
+    let _ = std::fs::remove_file(all);
+}
+
+#[test]
+fn thousand_items_splice_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = small_format();
+    let items = make_items(&hf, &dir.path().join("media"));
+    let out = dir.path().join("hls");
+    let started = std::time::Instant::now();
+    let (snap, outcomes) = play(&hf, items, &out, 1000, 1_000_000_000);
+    eprintln!("1000 items in {:.1} s: {:?}", started.elapsed().as_secs_f64(), snap.stats);
+    assert!(snap.stats.items >= 999, "items aired: {}", snap.stats.items);
+    assert_eq!(snap.stats.gaps, 0, "engine counted gaps");
+    assert!(snap.stats.max_av_offset_ns <= AAC_FRAME_NS / 2, "A/V offset {} ns", snap.stats.max_av_offset_ns);
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Complete | Outcome::Interrupted { .. })), "{outcomes:?}");
+    assert!(snap.segments_written > 500, "segments: {}", snap.segments_written);
+    for rung in &hf.rungs {
+        verify_rung(&out.join(&rung.name), &hf);
+    }
+    // Rungs are cut at identical boundaries: same segment names and the same number of video frames in each.
+    let a = segments(&out.join(&hf.rungs[0].name));
+    let b = segments(&out.join(&hf.rungs[1].name));
+    assert_eq!(
+        a.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>(),
+        b.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>()
+    );
+    for (x, y) in a.iter().zip(&b).step_by(37) {
+        let nx = probe_packets(x).iter().filter(|p| p.video).count();
+        let ny = probe_packets(y).iter().filter(|p| p.video).count();
+        assert_eq!(nx, ny, "{} and {} differ", x.display(), y.display());
+    }
+    let text = std::fs::read_to_string(out.join("live.m3u8")).unwrap();
+    assert!(!text.contains("#EXT-X-ENDLIST"), "the stream never ends");
+}
+
+#[test]
+fn mpeg_ts_timestamp_wrap_is_survived() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = small_format();
+    let items = make_items(&hf, &dir.path().join("media"));
+    let out = dir.path().join("hls");
+    // TS timestamps are 33 bits at 90 kHz (wrap after ~26.5 h); mpegtsmux adds 3600 s. Start 40 s before the wrap.
+    let wrap_s = (1u64 << 33) as f64 / 90_000.0;
+    let origin_ns = ((wrap_s - 3600.0 - 40.0) * 1e9) as i64;
+    let (snap, _) = play(&hf, items, &out, 40, origin_ns);
+    assert_eq!(snap.stats.gaps, 0);
+    assert!(snap.stats.video_end_ns > 80_000_000_000, "played past the wrap: {} ns", snap.stats.video_end_ns);
+    verify_rung(&out.join(&hf.rungs[0].name), &hf);
+}

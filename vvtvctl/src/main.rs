@@ -1,0 +1,276 @@
+//! `vvtvctl`: the operator's CLI. It talks HTTP to the daemon's control API and never opens the database.
+//! Exit codes: 0 success, 1 the daemon refused or failed the request, 2 the daemon cannot be reached.
+
+mod client;
+mod table;
+
+use clap::{Parser, Subcommand};
+use client::{Client, Failure};
+use serde_json::Value;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "vvtvctl", version, about = "Drive a running VVTV station")]
+struct Cli {
+    /// Base URL of the daemon.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080", env = "VVTV_API")]
+    api: String,
+    /// Control API token (default: $VVTV_TOKEN, else ./var/control.token).
+    #[arg(long, global = true, env = "VVTV_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the daemon's JSON answer instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Version, uptime, every channel with what is on air, factory and curator state.
+    Status,
+    /// The schedule ahead.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
+    /// Recent decisions the station made, with reasons.
+    Events {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Playout: what is on air, and emergency interruption.
+    Streaming {
+        #[command(subcommand)]
+        action: StreamingAction,
+    },
+    /// Rules that can change at run time.
+    BusinessLogic {
+        #[command(subcommand)]
+        action: BusinessLogicAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    Show {
+        #[arg(long)]
+        channel: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum StreamingAction {
+    /// On-air item and position, next items, seconds since the last segment, segments, gaps, restarts.
+    Status {
+        #[arg(long, default_value = "main")]
+        channel: String,
+    },
+    /// Air N items from the emergency pool (or a slate showing the reason) from the next keyframe on.
+    Emergency {
+        #[arg(long, value_name = "N")]
+        inject: u32,
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        #[arg(long, default_value = "main")]
+        channel: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BusinessLogicAction {
+    Show,
+    /// Set one or more KEY=VALUE pairs (validated together; nothing is stored if one is refused).
+    Set {
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = Client::new(&cli.api, cli.token.clone().or_else(client::token_from_default_file));
+    match run(&cli, &client) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Unreachable(msg)) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Refused(msg)) => {
+            eprintln!("vvtvctl: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
+    let answer = match &cli.command {
+        Command::Status => client.get("/api/v1/status")?,
+        Command::Queue { action: QueueAction::Show { channel, limit } } => {
+            let mut path = format!("/api/v1/queue?limit={limit}");
+            if let Some(c) = channel {
+                path.push_str(&format!("&channel={c}"));
+            }
+            client.get(&path)?
+        }
+        Command::Events { limit } => client.get(&format!("/api/v1/events?limit={limit}"))?,
+        Command::Streaming { action: StreamingAction::Status { channel } } => {
+            client.get(&format!("/api/v1/channels/{channel}/streaming"))?
+        }
+        Command::Streaming { action: StreamingAction::Emergency { inject, reason, channel } } => client.post(
+            &format!("/api/v1/channels/{channel}/emergency"),
+            &serde_json::json!({ "inject": inject, "reason": reason }),
+        )?,
+        Command::BusinessLogic { action: BusinessLogicAction::Show } => client.get("/api/v1/business-logic")?,
+        Command::BusinessLogic { action: BusinessLogicAction::Set { pairs } } => {
+            let mut body = serde_json::Map::new();
+            for pair in pairs {
+                let Some((k, v)) = pair.split_once('=') else {
+                    return Err(Failure::Refused(format!("{pair:?} is not KEY=VALUE")));
+                };
+                body.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+            }
+            client.put("/api/v1/business-logic", &Value::Object(body))?
+        }
+    };
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+        return Ok(());
+    }
+    match &cli.command {
+        Command::Status => print_status(&answer),
+        Command::Queue { .. } => print_queue(&answer),
+        Command::Events { .. } => print_events(&answer),
+        Command::BusinessLogic { .. } => print_rules(&answer),
+        Command::Streaming { action: StreamingAction::Status { .. } } => print_streaming(&answer),
+        Command::Streaming { action: StreamingAction::Emergency { .. } } => println!("{}", text(&answer["message"])),
+    }
+    Ok(())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_status(s: &Value) {
+    println!("VVTV {}  up {}s", text(&s["version"]), text(&s["uptime_seconds"]));
+    let rows: Vec<Vec<String>> = s["channels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let on_air = &c["on_air"];
+            let now = if on_air.is_null() {
+                "-".to_string()
+            } else {
+                format!(
+                    "{} ({:.0}/{:.0}s)",
+                    text(&on_air["title"]),
+                    on_air["position_seconds"].as_f64().unwrap_or(0.0),
+                    on_air["duration_seconds"].as_f64().unwrap_or(0.0)
+                )
+            };
+            vec![text(&c["id"]), text(&c["state"]), now, format!("{:.1}", c["queue_minutes"].as_f64().unwrap_or(0.0))]
+        })
+        .collect();
+    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN"], &rows);
+    let f = &s["factory"];
+    let jobs = f["jobs"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+    println!(
+        "factory: {}{}",
+        text(&f["state"]),
+        jobs.filter(|j| !j.is_empty()).map(|j| format!("  jobs: {j}")).unwrap_or_default()
+    );
+    let c = &s["curator"];
+    println!("curator: {}  sources: {}  llm breaker: {}", text(&c["state"]), text(&c["sources"]), text(&c["breaker"]));
+}
+
+fn print_queue(q: &Value) {
+    for c in q["channels"].as_array().into_iter().flatten() {
+        println!("channel {}: {:.1} min queued", text(&c["id"]), c["queue_minutes"].as_f64().unwrap_or(0.0));
+        let rows: Vec<Vec<String>> = c["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| {
+                vec![
+                    text(&i["id"]),
+                    text(&i["status"]),
+                    text(&i["asset_id"]),
+                    text(&i["title"]),
+                    format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                    text(&i["reason"]),
+                ]
+            })
+            .collect();
+        table::print(&["ID", "STATUS", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
+    }
+}
+
+fn print_events(e: &Value) {
+    let rows: Vec<Vec<String>> = e["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|ev| {
+            let at = ev["at_ms"].as_i64().unwrap_or(0);
+            vec![format_ms(at), text(&ev["actor"]), text(&ev["channel_id"]), text(&ev["kind"]), text(&ev["message"])]
+        })
+        .collect();
+    table::print(&["AT (UTC)", "ACTOR", "CHANNEL", "KIND", "MESSAGE"], &rows);
+}
+
+fn print_streaming(s: &Value) {
+    println!("channel {}: {}", text(&s["channel"]), text(&s["state"]));
+    let on_air = &s["on_air"];
+    if on_air.is_null() {
+        println!("on air: -");
+    } else {
+        println!(
+            "on air: {} [{}] {:.1}/{:.1} s",
+            text(&on_air["title"]),
+            text(&on_air["kind"]),
+            on_air["position_seconds"].as_f64().unwrap_or(0.0),
+            on_air["duration_seconds"].as_f64().unwrap_or(0.0)
+        );
+    }
+    let since = s["seconds_since_last_segment"].as_f64().map(|v| format!("{v:.1} s")).unwrap_or_else(|| "-".into());
+    println!(
+        "last segment: {since} ago  segments written: {}  gaps detected: {}  restarts: {}  items aired: {}",
+        text(&s["segments_written"]),
+        text(&s["gaps_detected"]),
+        text(&s["restarts"]),
+        text(&s["items_aired"])
+    );
+    let rows: Vec<Vec<String>> = s["next"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            vec![
+                text(&i["id"]),
+                text(&i["title"]),
+                format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+            ]
+        })
+        .collect();
+    println!("next:");
+    table::print(&["ID", "TITLE", "LENGTH"], &rows);
+}
+
+fn print_rules(r: &Value) {
+    let rows: Vec<Vec<String>> = r.as_object().into_iter().flatten().map(|(k, v)| vec![k.clone(), text(v)]).collect();
+    table::print(&["KEY", "VALUE"], &rows);
+}
+
+/// `HH:MM:SS` of a unix-ms time (UTC); enough to read a recent event log.
+fn format_ms(ms: i64) -> String {
+    let s = ms.div_euclid(1000).rem_euclid(86_400);
+    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
