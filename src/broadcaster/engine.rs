@@ -141,7 +141,7 @@ impl Output {
             split.set_property("max-size-time", s.segment.as_nanos() as u64);
             split.set_property("send-keyframe-requests", false);
             split.set_property("location", dir.join("seg%08d.ts").to_string_lossy().to_string());
-            split.set_property("start-index", first_index as u32);
+            split.set_property("start-index", i32::try_from(first_index).unwrap_or(i32::MAX));
             pipeline
                 .add_many([src_v.upcast_ref(), &parse_v, &queue_v, src_a.upcast_ref(), &parse_a, &queue_a, &split])
                 .map_err(|e| pipe_err("output", e))?;

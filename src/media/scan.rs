@@ -52,7 +52,8 @@ impl ScanInfo {
 #[derive(Default)]
 struct Accumulator {
     info: ScanInfo,
-    max_pts: Option<i64>,
+    /// Highest frame index (by PTS) seen so far in decode order.
+    max_frame: Option<i64>,
     first_audio: Option<i64>,
     last_sample: Option<Instant>,
 }
@@ -112,7 +113,7 @@ pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
         }
         Ok(())
     };
-    run_until_eos(&pipeline, &what, &mut tick)?;
+    run_until_eos(&pipeline, &what, &mut tick, &|| {})?;
     let state = acc.lock().unwrap_or_else(PoisonError::into_inner);
     if state.info.video_frames == 0 {
         return Err(MediaError::NoVideo { what });
@@ -205,14 +206,29 @@ fn add_video(state: &mut Accumulator, sample: &gst::Sample) {
     if keyframe {
         info.keyframes_ns.push(pts);
     }
-    // The decode-order prefix holds exactly the pictures [0, max_pts] when their count matches the span.
-    let max_pts = state.max_pts.map_or(pts, |m| m.max(pts));
-    state.max_pts = Some(max_pts);
-    if duration > 0 {
-        let span = (max_pts + duration / 2) / duration + 1;
-        if span == info.video_frames as i64 {
-            info.cut_points_ns.push(max_pts + duration);
+    // The decode-order prefix holds exactly the pictures [0, max] when their count matches the span. Positions come
+    // from the frame rate where known: summing per-frame durations would drift from the rounded timestamps.
+    let (num, den) = (i128::from(info.fps.0), i128::from(info.fps.1));
+    let frame_at = |ns: i64| -> i64 {
+        if num > 0 && den > 0 {
+            ((i128::from(ns) * num + den * 500_000_000) / (den * 1_000_000_000)) as i64
+        } else if duration > 0 {
+            (ns + duration / 2) / duration
+        } else {
+            0
         }
+    };
+    let time_of = |frame: i64| -> i64 {
+        if num > 0 && den > 0 {
+            (i128::from(frame) * den * 1_000_000_000 / num) as i64
+        } else {
+            frame * duration
+        }
+    };
+    let max_frame = state.max_frame.map_or(frame_at(pts), |m| m.max(frame_at(pts)));
+    state.max_frame = Some(max_frame);
+    if max_frame + 1 == info.video_frames as i64 {
+        info.cut_points_ns.push(time_of(max_frame + 1));
     }
 }
 
