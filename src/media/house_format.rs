@@ -29,8 +29,10 @@ pub const AAC_FRAME_SAMPLES: u32 = 1024;
 /// reorder delay: the first DTS is always exactly one frame before the first PTS, which the playout relies on to keep
 /// DTS continuous across item boundaries.
 pub const B_FRAMES: u32 = 2;
-/// x264 constant-rate factor of the capped-CRF rate control: quality-targeted, so easy content takes few bits, while
-/// the VBV cap (the rung's bitrate over a [`VBV_BUFFER_MS`] window) bounds what the ladder advertises.
+/// x264 constant-rate factor of the capped-CRF rate control (x264enc `pass=qual`: CRF, with the VBV max rate set to
+/// the rung's `bitrate` and the buffer to `vbv-buf-capacity` ms of it). Quality-targeted, so easy content (a slate)
+/// takes few bits, while the cap bounds the peak the ladder advertises. Plain ABR (`pass=cbr`) would spend the full
+/// bitrate on a still picture; two-pass would double the ingest time.
 pub const CRF: u32 = 21;
 /// VBV buffer in milliseconds at the rung's bitrate: two seconds is the usual bound for streaming ladders.
 pub const VBV_BUFFER_MS: u32 = 2000;
@@ -39,6 +41,26 @@ pub const VBV_BUFFER_MS: u32 = 2000;
 /// decodes on its own, so a segment or an item can start at any keyframe; `stitchable=1`: headers do not depend on
 /// the content, so two assets encoded with the same settings get byte-identical SPS/PPS.
 const X264_OPTIONS: &str = "scenecut=0:open-gop=0:stitchable=1";
+/// The AAC-LC encoder. Debian 12 ships two: `avenc_aac` (FFmpeg's native encoder, gstreamer1.0-libav) and
+/// `voaacenc` (VisualOn, plugins-bad); FFmpeg's is the better one at 96–192 kbit/s and takes float input directly.
+/// (fdkaacenc is not in Debian's main archive.)
+const AAC_ENCODER: &str = "avenc_aac";
+/// Every element an encode may use, with the Debian package that ships it, so a missing one is reported by name.
+const REQUIRED_ELEMENTS: [(&str, &str); 13] = [
+    ("x264enc", "gstreamer1.0-plugins-ugly"),
+    (AAC_ENCODER, "gstreamer1.0-libav"),
+    ("mp4mux", "gstreamer1.0-plugins-good"),
+    ("qtdemux", "gstreamer1.0-plugins-good"),
+    ("aacparse", "gstreamer1.0-plugins-good"),
+    ("deinterlace", "gstreamer1.0-plugins-good"),
+    ("videoflip", "gstreamer1.0-plugins-good"),
+    ("textoverlay", "gstreamer1.0-x"),
+    ("timeoverlay", "gstreamer1.0-x"),
+    ("decodebin", "gstreamer1.0-plugins-base"),
+    ("videoscale", "gstreamer1.0-plugins-base"),
+    ("audiorate", "gstreamer1.0-plugins-base"),
+    ("appsink", "gstreamer1.0-plugins-base"),
+];
 /// avenc_aac (FFmpeg's native AAC-LC encoder) starts every stream with one frame of priming samples and does not
 /// mark them, and mp4mux 1.22 writes no edit list for them; the audio is therefore fed this many samples early so
 /// decoded audio lines up with the video.
@@ -135,7 +157,7 @@ impl HouseFormat {
 
     /// Refuses settings the encoder cannot honour; the config validation normally catches them first.
     fn check(&self, what: &str) -> Result<(), MediaError> {
-        let invalid = |reason: String| MediaError::Pipeline { what: what.to_owned(), reason };
+        let invalid = |reason: String| MediaError::Settings { what: what.to_owned(), reason };
         if self.rungs.is_empty() {
             return Err(invalid("the house format has no rungs".into()));
         }
@@ -253,6 +275,10 @@ pub enum MediaError {
     Init { what: String, reason: String },
     #[error("{what}: {path}: {source}")]
     Io { what: String, path: PathBuf, source: std::io::Error },
+    #[error("{what}: house format: {reason}")]
+    Settings { what: String, reason: String },
+    #[error("{what}: GStreamer element {element} is missing (install {package})")]
+    MissingElement { what: String, element: String, package: String },
     #[error("{what}: cannot build the pipeline: {reason}")]
     Pipeline { what: String, reason: String },
     #[error("{what}: {element}: {reason}{}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
@@ -285,6 +311,24 @@ impl MediaError {
 /// Initialises GStreamer (idempotent) for an entry point of this module.
 pub(crate) fn init(what: &str) -> Result<(), MediaError> {
     gst::init().map_err(|e| MediaError::Init { what: what.to_owned(), reason: e.to_string() })
+}
+
+/// Checks that every GStreamer element the house format needs is installed; the error names the package to install.
+/// Cheap: run it at startup (encode runs it too).
+pub fn check_elements() -> Result<(), MediaError> {
+    require_elements("house format")
+}
+
+fn require_elements(what: &str) -> Result<(), MediaError> {
+    init(what)?;
+    match REQUIRED_ELEMENTS.iter().find(|(element, _)| gst::ElementFactory::find(element).is_none()) {
+        Some((element, package)) => Err(MediaError::MissingElement {
+            what: what.to_owned(),
+            element: (*element).to_owned(),
+            package: (*package).to_owned(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Name of the bus message an element callback posts when a source turns out to have no usable video.
@@ -335,10 +379,8 @@ fn drive(
             match msg.view() {
                 gst::MessageView::Eos(_) => break,
                 gst::MessageView::Error(err) => return Err(MediaError::from_bus(what, err)),
-                gst::MessageView::Application(app) => {
-                    if app.structure().is_some_and(|s| s.name() == NO_VIDEO_MESSAGE) {
-                        return Err(MediaError::NoVideo { what: what.to_owned() });
-                    }
+                gst::MessageView::Application(app) if app.structure().is_some_and(|s| s.name() == NO_VIDEO_MESSAGE) => {
+                    return Err(MediaError::NoVideo { what: what.to_owned() });
                 }
                 _ => {}
             }
@@ -350,6 +392,11 @@ fn drive(
 
 /// Encodes `source` into every rung of `hf`, writing `out_dir/{rung}.mp4`; blocking (run it on a blocking thread).
 ///
+/// ```text
+/// source ─ (decode, deinterlace, rotate) ─ videorate ─ tee ─┬─ scale+box ─ x264enc ─ mp4mux ─ {rung}.mp4
+///                                                           └─ …one branch per rung…     ▲
+/// audio ─ convert ─ resample ─ audiorate ─ [gate] ─ avenc_aac ─ tee ──────────────────────┘ (to every muxer)
+/// ```
 /// One decode feeds all rungs. `progress` gets the fraction done (0..=1) about every 500 ms, ending with 1.0.
 /// Nothing is left in `out_dir` on failure; on success each file appears complete (written aside, then renamed).
 pub fn encode(
@@ -359,7 +406,7 @@ pub fn encode(
     progress: &dyn Fn(f64),
 ) -> Result<Encoded, MediaError> {
     let what = source.describe();
-    init(&what)?;
+    require_elements(&what)?;
     hf.check(&what)?;
     if let Source::File(path) = source {
         std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
@@ -500,7 +547,7 @@ fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaE
             "audioconvert name=ain ! ".to_owned(),
         ),
         Source::TestCard { pattern, tone_hz, duration, .. } => {
-            let canvas = hf.top_rung().ok_or_else(|| MediaError::Pipeline {
+            let canvas = hf.top_rung().ok_or_else(|| MediaError::Settings {
                 what: source.describe(),
                 reason: "the house format has no rungs".into(),
             })?;
@@ -532,7 +579,7 @@ fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaE
         "{video_head} videorate name=vrate ! capsfilter name=vcaps caps=video/x-raw,framerate={fps}/1 ! tee name=vtee \
          {audio_head} audioresample ! audiorate ! capsfilter name=acaps \
          caps=audio/x-raw,format=F32LE,layout=interleaved,rate={AUDIO_RATE},channels={AUDIO_CHANNELS} ! \
-         avenc_aac bitrate={abr} ! aacparse ! tee name=atee ",
+         {AAC_ENCODER} bitrate={abr} ! aacparse ! tee name=atee ",
         abr = hf.audio_kbps * 1000,
     );
     let gop = hf.gop_frames();
@@ -750,7 +797,8 @@ enum Gated {
 }
 
 fn gate_buffer(sync: &AvSync, segment: &gst::FormattedSegment<gst::ClockTime>, buffer: gst::Buffer) -> Gated {
-    let Some(start) = buffer.pts().and_then(|pts| segment.to_running_time(pts)) else { return Gated::Pass(buffer) };
+    // Audio outside the segment (before its start) has no place on the timeline.
+    let Some(start) = buffer.pts().and_then(|pts| segment.to_running_time(pts)) else { return Gated::Drop };
     let first = samples_at(start.nseconds());
     let count = (buffer.size() / AUDIO_BYTES_PER_FRAME) as u64;
     let end = first + count;
@@ -830,11 +878,13 @@ mod tests {
 
     /// A two-rung ladder that encodes fast on two cores.
     fn small() -> HouseFormat {
-        let mut c = HouseFormatConfig::default();
-        c.ladder = vec![
-            RungConfig { name: "360p".into(), width: 640, height: 360, video_kbps: 700 },
-            RungConfig { name: "180p".into(), width: 320, height: 180, video_kbps: 250 },
-        ];
+        let c = HouseFormatConfig {
+            ladder: vec![
+                RungConfig { name: "360p".into(), width: 640, height: 360, video_kbps: 700 },
+                RungConfig { name: "180p".into(), width: 320, height: 180, video_kbps: 250 },
+            ],
+            ..Default::default()
+        };
         HouseFormat::from_config(&c)
     }
 
@@ -956,6 +1006,11 @@ mod tests {
         assert_eq!(packets.len() as f64, (expect_secs * f64::from(hf.fps)).round(), "{}", path.display());
         // Fixed B-frame delay: decoding starts exactly one frame before the first picture.
         assert!((packets[0].1 + frame).abs() < 1e-3, "first dts {} in {}", packets[0].1, path.display());
+        // Closed GOPs: nothing decoded after a keyframe is shown before it, so every keyframe starts a clean cut.
+        for (i, key) in packets.iter().enumerate().filter(|(_, p)| p.2) {
+            let early = packets[i + 1..].iter().find(|p| p.0 < key.0 - 1e-6);
+            assert!(early.is_none(), "{}: open GOP at {}: {early:?}", path.display(), key.0);
+        }
         let keys = keyframe_times(path);
         let gop = f64::from(hf.gop_seconds);
         let expected: Vec<f64> = (0..).map(|k| k as f64 * gop).take_while(|t| *t < vdur - 1e-6).collect();
@@ -1263,7 +1318,9 @@ mod tests {
         hf.x264_preset = "warp9".into();
         let dir = tempfile::tempdir().expect("tempdir");
         let err = encode(&hf, &card("x", TestPattern::Black, None, 1.0), dir.path(), &|_| {}).expect_err("bad preset");
+        assert!(matches!(err, MediaError::Settings { .. }), "{err}");
         assert!(err.to_string().contains("warp9"), "{err}");
+        check_elements().expect("every element the house format needs is installed here");
     }
 
     /// Not a check: prints how fast a 10 s card encodes to the default ladder

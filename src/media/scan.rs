@@ -30,7 +30,7 @@ pub struct ScanInfo {
     pub cut_points_ns: Vec<i64>,
     pub video_frames: u64,
     pub audio_frames: u64,
-    /// PTS of the first audio frame (None-audio files report 0).
+    /// PTS of the first audio frame (0 when there is no audio).
     pub audio_start_ns: i64,
     /// End of the last audio frame.
     pub audio_end_ns: i64,
@@ -56,6 +56,8 @@ struct Accumulator {
     max_frame: Option<i64>,
     first_audio: Option<i64>,
     last_sample: Option<Instant>,
+    video_claimed: bool,
+    audio_claimed: bool,
 }
 
 /// Scans a house-format MP4 (H.264 + AAC) by demuxing it; blocking.
@@ -80,15 +82,18 @@ pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
         let Some(pipeline) = weak.upgrade() else { return };
         let kind = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())).unwrap_or_default();
         let video = match kind.as_str() {
-            "video/x-h264" => true,
-            "audio/mpeg" => false,
-            _ => {
-                // Not part of the house format: drain it so the demuxer keeps going.
-                let _ = attach(&pipeline, pad, None);
-                return;
-            }
+            "video/x-h264" => Some(true),
+            "audio/mpeg" => Some(false),
+            _ => None,
         };
-        let _ = attach(&pipeline, pad, Some((video, acc_pads.clone())));
+        // Only the first H.264 and the first AAC track are the asset; anything else is drained so the demuxer keeps
+        // going. (A failure here leaves the pad unlinked, and qtdemux then reports "not linked" on the bus.)
+        let claimed = video.filter(|&v| {
+            let mut state = acc_pads.lock().unwrap_or_else(PoisonError::into_inner);
+            let taken = if v { &mut state.video_claimed } else { &mut state.audio_claimed };
+            !std::mem::replace(taken, true)
+        });
+        let _ = attach(&pipeline, pad, claimed.map(|v| (v, acc_pads.clone())));
     });
     demux.connect_no_more_pads(|demux| {
         if !demux.src_pads().iter().any(|p| p.name().starts_with("video")) {

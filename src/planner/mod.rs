@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 const TICK: Duration = Duration::from_secs(5);
+/// Below this much programme ahead, a repeat inside the diversity window beats falling back to the slate.
+const MIN_AHEAD_MS: i64 = 60_000;
 /// Bounds one top-up round even if the library holds only very short assets.
 const MAX_PICKS_PER_ROUND: usize = 200;
 
@@ -112,7 +114,10 @@ async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> cr
     while queued < target_ms && picked < MAX_PICKS_PER_ROUND {
         let candidates = store.airable_assets_for(channel).await?;
         let recent = store.recent_scheduled_assets(channel, i64::from(rules.diversity_window)).await?;
-        let Some(choice) = candidates.iter().find(|c| !recent.contains(&c.asset.id)).or(candidates.first()) else {
+        let fresh = candidates.iter().find(|c| !recent.contains(&c.asset.id));
+        // A repeat inside the diversity window is scheduled only to keep the channel off the slate; otherwise the
+        // round stops and waits for the library to grow (a new asset is picked up on the next round).
+        let Some(choice) = fresh.or_else(|| if queued < MIN_AHEAD_MS { candidates.first() } else { None }) else {
             break;
         };
         let reason = match choice.last_scheduled_ms {
@@ -182,5 +187,35 @@ mod tests {
         assert_eq!(order, vec![ids[0], ids[1], ids[2], ids[0], ids[1]]);
         assert!(q.iter().all(|i| !i.reason.is_empty()));
         assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 0, "a full buffer takes nothing more");
+    }
+
+    #[tokio::test]
+    async fn a_lone_asset_is_not_repeated_to_fill_the_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
+        let ch = ChannelId("main".into());
+        store.upsert_channel(&ch, "Main").await.unwrap();
+        let a = NewAsset {
+            title: "only".into(),
+            kind: Some(AssetKind::Demo),
+            dir: dir.path().into(),
+            duration_ms: 20_000,
+            ..Default::default()
+        };
+        store.insert_asset(&a).await.unwrap();
+        let rules = BusinessLogic::from_config(&crate::config::Config::default());
+        // Enough repeats to keep one minute ahead (off the slate), not thirty minutes of the same clip.
+        assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 3);
+        let b = NewAsset {
+            title: "new".into(),
+            kind: Some(AssetKind::Demo),
+            dir: dir.path().into(),
+            duration_ms: 20_000,
+            ..Default::default()
+        };
+        let new_id = store.insert_asset(&b).await.unwrap();
+        top_up(&store, &ch, &rules).await.unwrap();
+        let q = store.upcoming(&ch, 10).await.unwrap();
+        assert_eq!(q[3].asset_id, new_id, "a new asset is picked up on the next round");
     }
 }
