@@ -335,7 +335,7 @@ impl Config {
         if !(1..=10).contains(&hf.gop_seconds) {
             return Err(invalid("house_format.gop_seconds", format!("{} is outside 1..=10", hf.gop_seconds)));
         }
-        if hf.segment_seconds == 0 || hf.segment_seconds % hf.gop_seconds != 0 {
+        if hf.segment_seconds == 0 || !hf.segment_seconds.is_multiple_of(hf.gop_seconds) {
             return Err(invalid(
                 "house_format.segment_seconds",
                 format!("{} must be a positive multiple of gop_seconds ({})", hf.segment_seconds, hf.gop_seconds),
@@ -423,7 +423,7 @@ impl Config {
         if !["ollama", "openai"].contains(&llm.protocol.as_str()) {
             return Err(invalid("curator.llm.protocol", format!("{:?} is not \"ollama\" or \"openai\"", llm.protocol)));
         }
-        if !llm.url.is_empty() && !(llm.url.starts_with("http://") || llm.url.starts_with("https://")) {
+        if !(llm.url.is_empty() || llm.url.starts_with("http://") || llm.url.starts_with("https://")) {
             return Err(invalid("curator.llm.url", format!("{:?} is not an http(s) URL", llm.url)));
         }
         let p = &self.planner;

@@ -7,7 +7,7 @@ use crate::config::{ChannelConfig, Config};
 use crate::factory::produce::make_asset;
 use crate::media::house_format::{HouseFormat, Source, TestPattern};
 use crate::planner::PlannerHandle;
-use crate::store::{AiringKind, Asset, AssetId, AssetKind, ChannelId, ScheduleStatus, Store};
+use crate::store::{AiringKind, Asset, AssetId, AssetKind, ChannelId, NewAiring, ScheduleStatus, Store};
 use chrono::{DateTime, Utc};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -128,15 +128,15 @@ impl Feed for StoreFeed {
                 self.store.set_schedule_status(sid, ScheduleStatus::Airing, offset_ns / 1_000_000).await?;
             }
             self.store
-                .airing_start(
-                    &self.channel,
+                .airing_start(&NewAiring {
+                    channel: &self.channel,
                     asset,
                     schedule_id,
                     kind,
                     title,
-                    start.timestamp_millis(),
-                    offset_ns / 1_000_000,
-                )
+                    start_ms: start.timestamp_millis(),
+                    offset_ms: offset_ns / 1_000_000,
+                })
                 .await
         });
         match result {
@@ -243,6 +243,9 @@ async fn generated_clip(
     source: Source,
     dir_name: &str,
 ) -> anyhow::Result<Asset> {
+    // Channels start together; the first makes a clip, the others must find it instead of encoding it again.
+    static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _making = MAKING.lock().await;
     let key = format_key(hf);
     for a in store.assets(Some(AssetKind::Slate), Some("ready"), 1000).await? {
         let facts: serde_json::Value = serde_json::from_str(&a.source_facts).unwrap_or_default();

@@ -18,14 +18,14 @@ pub fn silent_aac_frame(audio_kbps: u32) -> Result<gst::Buffer, MediaError> {
         bps = audio_kbps * 1000
     );
     let pipeline = gst::parse::launch(&desc)
-        .map_err(|e| pipeline_err(e))?
+        .map_err(pipeline_err)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| pipeline_err("not a pipeline"))?;
     let sink = pipeline
         .by_name("out")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| pipeline_err("appsink missing"))?;
-    pipeline.set_state(gst::State::Playing).map_err(|e| pipeline_err(e))?;
+    pipeline.set_state(gst::State::Playing).map_err(pipeline_err)?;
     let mut frames = Vec::new();
     while let Ok(sample) = sink.pull_sample() {
         if let Some(b) = sample.buffer_owned() {

@@ -14,7 +14,7 @@ pub use assets::{Asset, AssetKind, Candidate, NewAsset, NewRendition, Rendition}
 pub use events::Event;
 pub use jobs::{Job, JobOrigin, JobStatus, NewJob};
 pub use plans::{NewPlan, Plan, PlanStatus};
-pub use schedule::{Airing, AiringKind, QueueItem, ScheduleStatus};
+pub use schedule::{Airing, AiringKind, NewAiring, QueueItem, ScheduleStatus};
 
 use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -49,6 +49,19 @@ pub struct Airing {
     pub offset_ms: i64,
 }
 
+/// An item going on air.
+#[derive(Debug, Clone, Copy)]
+pub struct NewAiring<'a> {
+    pub channel: &'a ChannelId,
+    pub asset: Option<AssetId>,
+    pub schedule_id: Option<i64>,
+    pub kind: AiringKind,
+    pub title: &'a str,
+    pub start_ms: i64,
+    /// Position in the asset where airing begins (non-zero when resuming).
+    pub offset_ms: i64,
+}
+
 const QUEUE_SELECT: &str = "SELECT s.id, s.channel_id, s.asset_id, a.title, a.duration_ms, s.status, s.reason, \
      s.resume_ms FROM schedule s JOIN assets a ON a.id = s.asset_id";
 
@@ -112,16 +125,8 @@ impl Store {
     }
 
     /// Opens an airing row; returns its id. Also stamps the asset's last-aired time.
-    pub async fn airing_start(
-        &self,
-        channel: &ChannelId,
-        asset: Option<AssetId>,
-        schedule_id: Option<i64>,
-        kind: AiringKind,
-        title: &str,
-        start_ms: i64,
-        offset_ms: i64,
-    ) -> Result<i64> {
+    pub async fn airing_start(&self, a: &NewAiring<'_>) -> Result<i64> {
+        let NewAiring { channel, asset, schedule_id, kind, title, start_ms, offset_ms } = *a;
         let mut tx = self.pool.begin().await?;
         let id = sqlx::query_scalar(
             "INSERT INTO airings (channel_id, asset_id, schedule_id, kind, title, start_ms, offset_ms)
