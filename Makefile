@@ -3,7 +3,7 @@ CARGO ?= cargo
 CONFIG ?=
 BIN := target/debug
 
-.PHONY: deps build run test lint fmt
+.PHONY: deps build run test lint fmt bench bench-playout check-player
 
 deps:
 	@bash scripts/install-deps.sh
@@ -26,3 +26,19 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# Benchmarks (outside `make test`); same dev profile, so nothing is built twice.
+bench: bench-playout
+
+# N = 1, 10, 50 channels on the default ladder for 60 s each, beside one live re-encode (BENCH_CHANNELS, BENCH_SECONDS).
+bench-playout: build
+	$(CARGO) bench --profile dev --bench playout
+
+# Plays a running station's stream like a viewer's browser does: hls.js in headless Chromium (scripts/player-check).
+# `make check-player URL=http://host/hls/main/live.m3u8 SECONDS=60 [CHECK_ARGS=--expect-restart]`; exit 0 if it played.
+URL ?= http://127.0.0.1:8080/hls/main/live.m3u8
+SECONDS ?= 60
+CHECK_ARGS ?=
+check-player:
+	@test -d scripts/player-check/node_modules || npm ci --prefix scripts/player-check
+	node scripts/player-check/check.mjs '$(URL)' $(SECONDS) $(CHECK_ARGS)

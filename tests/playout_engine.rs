@@ -89,7 +89,7 @@ impl Feed for CycleFeed {
 }
 
 fn play(hf: &HouseFormat, items: Vec<Item>, out: &Path, limit: usize, origin_ns: i64) -> (Snapshot, Vec<Outcome>) {
-    let rungs = vvtv::broadcaster::playlist_rungs(hf);
+    let rungs = vvtv::broadcaster::playlist_rungs(hf, &items[0].files);
     let playlist = Playlist::recover(PlaylistSettings {
         dir: out.to_path_buf(),
         rungs,

@@ -133,8 +133,6 @@ impl Output {
             let parse_v = make("h264parse", format!("vparse{r}"))?;
             parse_v.set_property("config-interval", -1i32);
             let parse_a = make("aacparse", format!("aparse{r}"))?;
-            let queue_v = make("queue", format!("vq{r}"))?;
-            let queue_a = make("queue", format!("aq{r}"))?;
             let mux = make("mpegtsmux", format!("mux{r}"))?;
             let split = make("splitmuxsink", format!("split{r}"))?;
             split.set_property("muxer", &mux);
@@ -143,14 +141,14 @@ impl Output {
             split.set_property("location", dir.join("seg%08d.ts").to_string_lossy().to_string());
             split.set_property("start-index", i32::try_from(first_index).unwrap_or(i32::MAX));
             pipeline
-                .add_many([src_v.upcast_ref(), &parse_v, &queue_v, src_a.upcast_ref(), &parse_a, &queue_a, &split])
+                .add_many([src_v.upcast_ref(), &parse_v, src_a.upcast_ref(), &parse_a, &split])
                 .map_err(|e| pipe_err("output", e))?;
-            gst::Element::link_many([src_v.upcast_ref(), &parse_v, &queue_v])
-                .map_err(|e| pipe_err("output video", e))?;
-            gst::Element::link_many([src_a.upcast_ref(), &parse_a, &queue_a])
-                .map_err(|e| pipe_err("output audio", e))?;
-            queue_v.link_pads(None, &split, Some("video")).map_err(|e| pipe_err("splitmuxsink video", e))?;
-            queue_a.link_pads(None, &split, Some("audio_%u")).map_err(|e| pipe_err("splitmuxsink audio", e))?;
+            // No queues here: each appsrc already runs its own streaming thread and splitmuxsink queues its inputs;
+            // every extra hand-off costs a context switch per buffer, which is most of what playout costs.
+            src_v.link(&parse_v).map_err(|e| pipe_err("output video", e))?;
+            src_a.link(&parse_a).map_err(|e| pipe_err("output audio", e))?;
+            parse_v.link_pads(None, &split, Some("video")).map_err(|e| pipe_err("splitmuxsink video", e))?;
+            parse_a.link_pads(None, &split, Some("audio_%u")).map_err(|e| pipe_err("splitmuxsink audio", e))?;
             video.push(src_v);
             audio.push(src_a);
         }
@@ -209,6 +207,57 @@ struct Route {
     video: bool,
     src: gst_app::AppSrc,
     gate: Mutex<Gate>,
+    /// Rebased buffers waiting to be handed to the output as one list (see [`BATCH_NS`]).
+    batch: Mutex<Vec<gst::Buffer>>,
+}
+
+/// Buffers reach the output in lists spanning about this much media time: one wake-up of the output's threads per
+/// list instead of per buffer. Pacing is unaffected (the item pipeline still waits for each buffer's time); the
+/// output only sees data up to this much later, which nobody can tell in a 4 s segment.
+const BATCH_NS: i64 = 200_000_000;
+
+impl Route {
+    fn lock_batch(&self) -> std::sync::MutexGuard<'_, Vec<gst::Buffer>> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a buffer; hands the batch over once it spans [`BATCH_NS`].
+    fn send(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let full = {
+            let mut batch = self.lock_batch();
+            batch.push(buffer);
+            let span = match (batch.first().and_then(|b| b.dts_or_pts()), batch.last().and_then(|b| b.dts_or_pts())) {
+                (Some(a), Some(b)) => b.nseconds().saturating_sub(a.nseconds()) as i64,
+                _ => 0,
+            };
+            if span >= BATCH_NS {
+                std::mem::take(&mut *batch)
+            } else {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        };
+        self.push_list(full)
+    }
+
+    /// Hands over whatever is waiting (at the end of an item, before silence is appended).
+    fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let pending = std::mem::take(&mut *self.lock_batch());
+        if pending.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        self.push_list(pending)
+    }
+
+    fn push_list(&self, buffers: Vec<gst::Buffer>) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut list = gst::BufferList::new_sized(buffers.len());
+        {
+            let l = list.get_mut().ok_or(gst::FlowError::Error)?;
+            for b in buffers {
+                l.add(b);
+            }
+        }
+        self.src.push_buffer_list(list)
+    }
 }
 
 /// One item's demux pipeline, prerolled and waiting to be activated.
@@ -250,6 +299,14 @@ fn running_times(sample: &gst::Sample) -> Option<(i64, i64, i64)> {
         None => pts,
     };
     Some((pts, dts, buffer.duration().map(|d| d.nseconds() as i64).unwrap_or(0)))
+}
+
+fn segment_start_ns(sample: &gst::Sample) -> i64 {
+    sample
+        .segment()
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>().and_then(|s| s.start()))
+        .map(|t| t.nseconds() as i64)
+        .unwrap_or(0)
 }
 
 fn clock_time(ns: i64) -> gst::ClockTime {
@@ -308,10 +365,6 @@ impl Splicer {
             src.link(&demux).map_err(|e| file_err(e.to_string()))?;
             let mut branches = Vec::new();
             for video in [true, false] {
-                let queue = make("queue")?;
-                queue.set_property("max-size-time", 3_000_000_000u64);
-                queue.set_property("max-size-buffers", 0u32);
-                queue.set_property("max-size-bytes", 0u32);
                 let parse = make(if video { "h264parse" } else { "aacparse" })?;
                 let caps = if video {
                     gst::Caps::builder("video/x-h264")
@@ -325,16 +378,24 @@ impl Splicer {
                     .property("caps", &caps)
                     .build()
                     .map_err(|e| file_err(e.to_string()))?;
-                let sink = gst_app::AppSink::builder().sync(sync).enable_last_sample(false).max_buffers(0).build();
-                pipeline.add_many([&queue, &parse, &filter, sink.upcast_ref()]).map_err(|e| file_err(e.to_string()))?;
-                gst::Element::link_many([&queue, &parse, &filter, sink.upcast_ref()])
-                    .map_err(|e| file_err(e.to_string()))?;
+                // One streaming thread per file (qtdemux's) feeds both sinks, no queues: every hand-off between
+                // threads costs a context switch per buffer. Without queues the two sinks cannot both preroll from
+                // that one thread, so they do not preroll (async=false); the gate below holds what arrives early.
+                let sink = gst_app::AppSink::builder()
+                    .sync(sync)
+                    .async_(false)
+                    .enable_last_sample(false)
+                    .max_buffers(0)
+                    .build();
+                pipeline.add_many([&parse, &filter, sink.upcast_ref()]).map_err(|e| file_err(e.to_string()))?;
+                gst::Element::link_many([&parse, &filter, sink.upcast_ref()]).map_err(|e| file_err(e.to_string()))?;
                 let out = if video { output.video[r].clone() } else { output.audio[r].clone() };
                 let route = Arc::new(Route {
                     rung: r,
                     video,
                     src: out,
                     gate: Mutex::new(Gate { active: false, held: Vec::new() }),
+                    batch: Mutex::new(Vec::new()),
                 });
                 let splicer = self.clone();
                 let rt = route.clone();
@@ -353,7 +414,7 @@ impl Splicer {
                         .build(),
                 );
                 routes.push(route);
-                branches.push((video, queue));
+                branches.push((video, parse));
             }
             // qtdemux pads appear at preroll; link the first video and first audio stream, ignore the rest.
             let branches = Arc::new(Mutex::new(branches));
@@ -365,8 +426,8 @@ impl Splicer {
                 }
                 let mut b = branches.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(pos) = b.iter().position(|(v, _)| *v == want_video) {
-                    let (_, queue) = b.remove(pos);
-                    if let Some(sinkpad) = queue.static_pad("sink") {
+                    let (_, parse) = b.remove(pos);
+                    if let Some(sinkpad) = parse.static_pad("sink") {
                         let _ = pad.link(&sinkpad);
                     }
                 }
@@ -386,10 +447,6 @@ impl Splicer {
                     clock_time(prepared.item.start_ns),
                 )
                 .map_err(|e| pipe_err(&prepared.item.title, format!("seek to {} ns: {e}", prepared.item.start_ns)))?;
-            // A flushing seek drops what the gates held before it.
-            for r in &prepared.routes {
-                r.gate.lock().unwrap_or_else(|p| p.into_inner()).held.clear();
-            }
         }
         Ok(prepared)
     }
@@ -397,6 +454,9 @@ impl Splicer {
     /// Places the item at the end of the timeline (or at a cut inside it) and lets its buffers flow.
     pub fn activate(&self, p: &ItemPipeline, base_time: Option<gst::ClockTime>) -> Result<Placement, EngineError> {
         p.wait_preroll()?;
+        if let Some(e) = p.error() {
+            return Err(e);
+        }
         let placement = {
             let mut t = self.lock();
             let start = t.tracks.first().map(|tr| tr.video_end).unwrap_or(0);
@@ -415,11 +475,15 @@ impl Splicer {
             p.pipeline.set_base_time(base + clock_time(placement.video_start));
         }
         for route in &p.routes {
-            let held = {
+            let mut held = {
                 let mut gate = route.gate.lock().unwrap_or_else(|p| p.into_inner());
                 gate.active = true;
                 std::mem::take(&mut gate.held)
             };
+            if p.item.start_ns > 0 {
+                // Resuming: what arrived before the seek (segment from 0) was flushed away by it.
+                held.retain(|s| segment_start_ns(s) >= p.item.start_ns - self.frame_ns);
+            }
             self.lock().stats.early_buffers += held.len() as u64;
             for sample in held {
                 self.push(sample, route).map_err(|e| pipe_err(&p.item.title, format!("push held buffer: {e:?}")))?;
@@ -509,12 +573,15 @@ impl Splicer {
             b.set_offset_end(u64::MAX);
             b.unset_flags(gst::BufferFlags::DISCONT);
         }
-        // push_buffer, never push_sample: the persistent caps stay; no caps event per item.
-        route.src.push_buffer(buffer)
+        // Buffers (lists), never samples: the persistent caps stay; no caps event per item.
+        route.send(buffer)
     }
 
     /// Closes the item on the timeline: pads audio with silent frames up to the video end, records the boundary.
-    pub fn finish_item(&self, output: &Output) -> Result<(), EngineError> {
+    pub fn finish_item(&self, item: &ItemPipeline, output: &Output) -> Result<(), EngineError> {
+        for route in &item.routes {
+            route.flush().map_err(|e| pipe_err(&item.item.title, format!("flush: {e:?}")))?;
+        }
         let mut pads = Vec::new();
         {
             let mut t = self.lock();

@@ -173,9 +173,11 @@ impl Broadcaster {
         let hls_dir = self.config.storage.hls_dir().join(&self.id.0);
         let b = &self.config.broadcaster;
         let segment = Duration::from_secs(u64::from(hf.segment_seconds));
+        let (hf2, samples) = (hf.clone(), slate.item.files.clone());
+        let rungs = tokio::task::spawn_blocking(move || playlist_rungs(&hf2, &samples)).await?;
         let settings = PlaylistSettings {
             dir: hls_dir.clone(),
-            rungs: playlist_rungs(&hf),
+            rungs,
             window: b.playlist_segments as usize,
             segment_duration: segment,
             grace: Duration::from_secs(u64::from(b.segment_grace_seconds)),
@@ -291,16 +293,22 @@ impl Broadcaster {
     }
 }
 
-/// RFC 6381 codecs of every rung: H.264 High (declared at level 4.0, the highest the default ladder needs) and
-/// AAC-LC.
-const CODECS: &str = "avc1.640028,mp4a.40.2";
+/// Declared when a rung's SPS cannot be read: H.264 High at level 4.0 (what the default top rung needs).
+const FALLBACK_VIDEO_CODEC: &str = "avc1.640028";
 
 /// The ladder as the multivariant playlist advertises it. BANDWIDTH is the capped video rate plus audio plus MPEG-TS
-/// overhead (~10 %); the codecs string is fixed by the house format (H.264 High 4.0-class, AAC-LC).
-pub fn playlist_rungs(hf: &HouseFormat) -> Vec<playlist::Rung> {
+/// overhead (~10 %). CODECS carries each rung's real H.264 profile and level, read from a rendition of that rung
+/// (`samples`, in ladder order: every asset of a rung has the same SPS), and AAC-LC.
+pub fn playlist_rungs(hf: &HouseFormat, samples: &[std::path::PathBuf]) -> Vec<playlist::Rung> {
     hf.rungs
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
+            let video = samples
+                .get(i)
+                .and_then(|p| crate::media::scan::scan(p).ok())
+                .and_then(|s| s.video_codec_string())
+                .unwrap_or_else(|| FALLBACK_VIDEO_CODEC.into());
             let avg = u64::from(r.video_kbps + hf.audio_kbps) * 1000;
             playlist::Rung {
                 name: r.name.clone(),
@@ -308,7 +316,7 @@ pub fn playlist_rungs(hf: &HouseFormat) -> Vec<playlist::Rung> {
                 average_bandwidth: avg * 11 / 10,
                 width: r.width,
                 height: r.height,
-                codecs: CODECS.into(),
+                codecs: format!("{video},mp4a.40.2"),
                 frame_rate: f64::from(hf.fps),
             }
         })

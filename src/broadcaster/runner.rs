@@ -217,7 +217,7 @@ impl<F: Feed> Runner<F> {
                 }
             };
             current.stop();
-            splicer.finish_item(&output)?;
+            splicer.finish_item(&current, &output)?;
             self.feed.ended(&tag, wall(wall0, splicer.video_end()), &outcome);
             self.lock().stats = splicer.stats();
         }

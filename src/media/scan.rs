@@ -47,6 +47,13 @@ impl ScanInfo {
     pub fn duration(&self) -> Duration {
         Duration::from_nanos(self.video_end_ns.max(0) as u64)
     }
+
+    /// RFC 6381 name of the video codec (`avc1.PPCCLL`) from the avcC record: profile, constraint flags and level
+    /// as the SPS really carries them, which is what a player filtering variants by CODECS must be told.
+    pub fn video_codec_string(&self) -> Option<String> {
+        let c = &self.video_codec_data;
+        (c.len() >= 4 && c[0] == 1).then(|| format!("avc1.{:02x}{:02x}{:02x}", c[1], c[2], c[3]))
+    }
 }
 
 #[derive(Default)]
