@@ -58,14 +58,16 @@ fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
         .collect()
 }
 
-/// Cycles the items; sends Stop once `limit` items have started.
+/// Cycles the items; sends Stop once `limit` items have started (and Rebuild once `rebuild_at` have).
 struct CycleFeed {
     items: Vec<Item>,
     next: usize,
     started: usize,
     limit: usize,
+    rebuild_at: Option<usize>,
     stop: Sender<RunnerCommand>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
+    notices: Arc<Mutex<Vec<String>>>,
 }
 
 impl Feed for CycleFeed {
@@ -76,6 +78,9 @@ impl Feed for CycleFeed {
     }
     fn started(&mut self, _tag: &Tag, _title: &str, _start: chrono::DateTime<Utc>, _offset_ns: i64) {
         self.started += 1;
+        if Some(self.started) == self.rebuild_at {
+            let _ = self.stop.send(RunnerCommand::Rebuild("test".into()));
+        }
         if self.started == self.limit {
             let _ = self.stop.send(RunnerCommand::Stop);
         }
@@ -84,11 +89,30 @@ impl Feed for CycleFeed {
         self.outcomes.lock().unwrap().push(outcome.clone());
     }
     fn notice(&mut self, kind: &str, message: &str) {
-        panic!("unexpected notice {kind}: {message}");
+        self.notices.lock().unwrap().push(format!("{kind}: {message}"));
     }
 }
 
+struct Played {
+    snap: Snapshot,
+    outcomes: Vec<Outcome>,
+    notices: Vec<String>,
+}
+
 fn play(hf: &HouseFormat, items: Vec<Item>, out: &Path, limit: usize, origin_ns: i64) -> (Snapshot, Vec<Outcome>) {
+    let p = play_with(hf, items, out, limit, None, origin_ns);
+    assert!(p.notices.is_empty(), "unexpected notices: {:?}", p.notices);
+    (p.snap, p.outcomes)
+}
+
+fn play_with(
+    hf: &HouseFormat,
+    items: Vec<Item>,
+    out: &Path,
+    limit: usize,
+    rebuild_at: Option<usize>,
+    origin_ns: i64,
+) -> Played {
     let rungs = vvtv::broadcaster::playlist_rungs(hf, &items[0].files);
     let playlist = Playlist::recover(PlaylistSettings {
         dir: out.to_path_buf(),
@@ -101,7 +125,17 @@ fn play(hf: &HouseFormat, items: Vec<Item>, out: &Path, limit: usize, origin_ns:
     .expect("playlist");
     let (tx, rx) = channel();
     let outcomes = Arc::new(Mutex::new(Vec::new()));
-    let feed = CycleFeed { items, next: 0, started: 0, limit, stop: tx, outcomes: outcomes.clone() };
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let feed = CycleFeed {
+        items,
+        next: 0,
+        started: 0,
+        limit,
+        rebuild_at,
+        stop: tx,
+        outcomes: outcomes.clone(),
+        notices: notices.clone(),
+    };
     let shared = Arc::new(Mutex::new(Snapshot::default()));
     let settings = EngineSettings {
         out_dir: out.to_path_buf(),
@@ -116,7 +150,8 @@ fn play(hf: &HouseFormat, items: Vec<Item>, out: &Path, limit: usize, origin_ns:
     runner.run();
     let snap = shared.lock().unwrap().clone();
     let outcomes = outcomes.lock().unwrap().clone();
-    (snap, outcomes)
+    let notices = notices.lock().unwrap().clone();
+    Played { snap, outcomes, notices }
 }
 
 struct Packet {
@@ -285,4 +320,41 @@ fn mpeg_ts_timestamp_wrap_is_survived() {
     assert_eq!(snap.stats.gaps, 0);
     assert!(snap.stats.video_end_ns > 80_000_000_000, "played past the wrap: {} ns", snap.stats.video_end_ns);
     verify_rung(&out.join(&hf.rungs[0].name), &hf, snap.stats.video_end_ns as f64 / 1e9);
+}
+
+#[test]
+fn rebuild_continues_numbering_with_one_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = small_format();
+    let items = make_items(&hf, &dir.path().join("media"));
+    let out = dir.path().join("hls");
+    let p = play_with(&hf, items, &out, 40, Some(12), 1_000_000_000);
+    assert_eq!(p.snap.restarts, 1, "{:?}", p.notices);
+    assert!(p.notices.iter().any(|n| n.starts_with("pipeline_rebuilt")), "{:?}", p.notices);
+    assert!(p.outcomes.iter().any(|o| matches!(o, Outcome::Interrupted { .. })), "the item on air was interrupted");
+    // Segment numbers go on without reuse or hole across the rebuild, on every rung.
+    for rung in &hf.rungs {
+        let seqs: Vec<u64> = segments(&out.join(&rung.name))
+            .iter()
+            .map(|p| p.file_stem().unwrap().to_str().unwrap().trim_start_matches("seg").parse().unwrap())
+            .collect();
+        assert!(seqs.len() > 10);
+        for w in seqs.windows(2) {
+            assert_eq!(w[1], w[0] + 1, "segment numbers on {}: {seqs:?}", rung.name);
+        }
+        // Exactly one discontinuity: still listed, or counted by DISCONTINUITY-SEQUENCE once it slid out.
+        let text = std::fs::read_to_string(out.join(&rung.name).join("live.m3u8")).unwrap();
+        let listed = text.matches("#EXT-X-DISCONTINUITY\n").count();
+        let slid: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        assert_eq!(listed as u64 + slid, 1, "{text}");
+    }
+    // Each pipeline's segments start on a keyframe.
+    for seg in segments(&out.join(&hf.rungs[0].name)) {
+        let first_video = probe_packets(&seg).into_iter().find(|p| p.video).expect("video");
+        assert!(first_video.key, "{} does not start with a keyframe", seg.display());
+    }
 }

@@ -42,6 +42,20 @@ impl StoreFeed {
         if let Some(open) = store.open_airing(&channel).await? {
             let reached = (crash_end - open.start_ms).max(0) + open.offset_ms;
             store.airing_end(open.id, crash_end.max(open.start_ms)).await?;
+            if open.schedule_id.is_none() {
+                store
+                    .event(
+                        "broadcaster",
+                        Some(&channel),
+                        "not_resumed",
+                        &format!(
+                            "{} ({:?}) was on air when the station stopped; it is not resumed",
+                            open.title, open.kind
+                        ),
+                        serde_json::json!({}),
+                    )
+                    .await;
+            }
             if let Some(sid) = open.schedule_id {
                 store.set_schedule_status(sid, ScheduleStatus::Scheduled, reached).await?;
                 store
@@ -196,6 +210,14 @@ impl Feed for StoreFeed {
 
 /// The playout item of an asset: its renditions in ladder order, starting at the last keyframe ≤ `resume_ns`.
 async fn item_for(store: &Store, hf: &HouseFormat, asset: &Asset, resume_ns: i64) -> anyhow::Result<Item> {
+    if asset.status != "ready" {
+        anyhow::bail!(
+            "asset {} is {}: {}",
+            asset.id,
+            asset.status,
+            asset.bad_reason.as_deref().unwrap_or("no reason recorded")
+        );
+    }
     let renditions = store.renditions(asset.id).await?;
     let mut files = Vec::new();
     for rung in &hf.rungs {

@@ -54,6 +54,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/queue", get(queue))
         .route("/events", get(events))
         .route("/business-logic", get(business_logic).put(set_business_logic))
+        .route("/assets", get(assets))
+        .route("/assets/{id}/emergency", axum::routing::put(set_emergency))
         .route("/channels/{channel}/streaming", get(streaming_status))
         .route("/channels/{channel}/emergency", axum::routing::post(emergency))
         .route_layer(middleware::from_fn_with_state(state, require_token))
@@ -226,4 +228,45 @@ async fn emergency(
         other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     })?;
     Ok(Json(json!({ "message": message })))
+}
+
+#[derive(Deserialize)]
+struct AssetsQuery {
+    limit: Option<i64>,
+}
+
+async fn assets(State(s): State<AppState>, Query(q): Query<AssetsQuery>) -> ApiResult {
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    Ok(Json(json!({ "assets": s.store.assets(None, None, limit).await? })))
+}
+
+#[derive(Deserialize)]
+struct EmergencyFlag {
+    emergency: bool,
+}
+
+/// Puts an asset in (or takes it out of) the emergency pool that `streaming emergency` airs from.
+async fn set_emergency(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+    body: Result<Json<EmergencyFlag>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("body must be {{\"emergency\": true|false}}: {e}")))?;
+    let asset = s.store.asset(crate::store::AssetId(id)).await?;
+    if asset.status != "ready" {
+        return Err(ApiError::new(StatusCode::CONFLICT, format!("asset {id} is {}, not ready", asset.status)));
+    }
+    s.store.set_asset_emergency(asset.id, body.emergency).await?;
+    let verb = if body.emergency { "added to" } else { "removed from" };
+    s.store
+        .event(
+            "http",
+            None,
+            "emergency_pool",
+            &format!("asset {id} ({}) {verb} the emergency pool", asset.title),
+            json!({ "asset_id": id }),
+        )
+        .await;
+    Ok(Json(json!(s.store.asset(asset.id).await?)))
 }

@@ -168,13 +168,23 @@ impl Store {
             .await?)
     }
 
-    /// Takes an asset off the air for good (it failed to demux, its files are gone, …).
+    /// Takes an asset off the air for good (it failed to demux, its files are gone, …), with every schedule row of
+    /// it that has not aired yet.
     pub async fn mark_asset_bad(&self, id: AssetId, reason: &str) -> Result<()> {
-        sqlx::query("UPDATE assets SET status = 'bad', bad_reason = ? WHERE id = ?")
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE assets SET status = 'bad', bad_reason = ?, emergency = 0 WHERE id = ?")
             .bind(reason)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE schedule SET status = 'skipped', updated_ms = ? WHERE asset_id = ? AND status = 'scheduled'",
+        )
+        .bind(super::now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

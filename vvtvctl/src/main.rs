@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         action: StreamingAction,
     },
+    /// The library: normalized assets.
+    Assets {
+        #[command(subcommand)]
+        action: AssetsAction,
+    },
     /// Rules that can change at run time.
     BusinessLogic {
         #[command(subcommand)]
@@ -58,6 +63,20 @@ enum QueueAction {
         channel: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum AssetsAction {
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put an asset in the emergency pool (on) or take it out (off).
+    Emergency {
+        id: i64,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
 }
 
@@ -123,6 +142,12 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             &format!("/api/v1/channels/{channel}/emergency"),
             &serde_json::json!({ "inject": inject, "reason": reason }),
         )?,
+        Command::Assets { action: AssetsAction::List { limit } } => {
+            client.get(&format!("/api/v1/assets?limit={limit}"))?
+        }
+        Command::Assets { action: AssetsAction::Emergency { id, state } } => {
+            client.put(&format!("/api/v1/assets/{id}/emergency"), &serde_json::json!({ "emergency": state == "on" }))?
+        }
         Command::BusinessLogic { action: BusinessLogicAction::Show } => client.get("/api/v1/business-logic")?,
         Command::BusinessLogic { action: BusinessLogicAction::Set { pairs } } => {
             let mut body = serde_json::Map::new();
@@ -145,6 +170,8 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Events { .. } => print_events(&answer),
         Command::BusinessLogic { .. } => print_rules(&answer),
         Command::Streaming { action: StreamingAction::Status { .. } } => print_streaming(&answer),
+        Command::Assets { action: AssetsAction::List { .. } } => print_assets(&answer["assets"]),
+        Command::Assets { action: AssetsAction::Emergency { .. } } => print_assets(&Value::Array(vec![answer.clone()])),
         Command::Streaming { action: StreamingAction::Emergency { .. } } => println!("{}", text(&answer["message"])),
     }
     Ok(())
@@ -262,6 +289,25 @@ fn print_streaming(s: &Value) {
         .collect();
     println!("next:");
     table::print(&["ID", "TITLE", "LENGTH"], &rows);
+}
+
+fn print_assets(list: &Value) {
+    let rows: Vec<Vec<String>> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            vec![
+                text(&a["id"]),
+                text(&a["kind"]),
+                text(&a["status"]),
+                if a["emergency"].as_bool().unwrap_or(false) { "yes".into() } else { "".into() },
+                format!("{:.0}s", a["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                text(&a["title"]),
+            ]
+        })
+        .collect();
+    table::print(&["ID", "KIND", "STATUS", "EMERGENCY", "LENGTH", "TITLE"], &rows);
 }
 
 fn print_rules(r: &Value) {
