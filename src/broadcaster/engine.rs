@@ -11,6 +11,7 @@
 //! item is activated, the AAC priming frame is dropped, audio is kept within half an AAC frame of video by dropping a
 //! trailing frame or inserting a silent one, and pushed buffers never carry DISCONT.
 
+use crate::media::scan::running_times;
 use gst::prelude::*;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -280,25 +281,6 @@ pub struct Splicer {
     silence: gst::Buffer,
     origin: i64,
     frame_ns: i64,
-}
-
-fn signed_ns(s: gst::Signed<gst::ClockTime>) -> i64 {
-    match s {
-        gst::Signed::Positive(t) => t.nseconds() as i64,
-        gst::Signed::Negative(t) => -(t.nseconds() as i64),
-    }
-}
-
-/// (PTS, DTS, duration) of a sample as signed running times: the first DTS is negative with B-frames.
-fn running_times(sample: &gst::Sample) -> Option<(i64, i64, i64)> {
-    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?.clone();
-    let buffer = sample.buffer()?;
-    let pts = signed_ns(segment.to_running_time_full(buffer.pts()?)?);
-    let dts = match buffer.dts() {
-        Some(d) => signed_ns(segment.to_running_time_full(d)?),
-        None => pts,
-    };
-    Some((pts, dts, buffer.duration().map(|d| d.nseconds() as i64).unwrap_or(0)))
 }
 
 fn segment_start_ns(sample: &gst::Sample) -> i64 {

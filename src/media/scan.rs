@@ -185,8 +185,9 @@ fn signed_ns(t: gst::Signed<gst::ClockTime>) -> i64 {
     }
 }
 
-/// (PTS, DTS, duration) of a sample as signed running times; DTS falls back to PTS.
-fn times(sample: &gst::Sample) -> Option<(i64, i64, i64)> {
+/// (PTS, DTS, duration) of a sample as signed running times; DTS falls back to PTS. The first DTS is negative with
+/// B-frames. The playout rebases with the same function, so the scan and the air agree to the nanosecond.
+pub fn running_times(sample: &gst::Sample) -> Option<(i64, i64, i64)> {
     let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?.clone();
     let buffer = sample.buffer()?;
     let pts = signed_ns(segment.to_running_time_full(buffer.pts()?)?);
@@ -209,7 +210,7 @@ fn add_video(state: &mut Accumulator, sample: &gst::Sample) {
         }
         state.info.first_dts_ns = i64::MAX;
     }
-    let Some((pts, dts, duration)) = times(sample) else { return };
+    let Some((pts, dts, duration)) = running_times(sample) else { return };
     let keyframe = sample.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT));
     let info = &mut state.info;
     info.video_frames += 1;
@@ -245,7 +246,7 @@ fn add_video(state: &mut Accumulator, sample: &gst::Sample) {
 }
 
 fn add_audio(state: &mut Accumulator, sample: &gst::Sample) {
-    let Some((pts, _, duration)) = times(sample) else { return };
+    let Some((pts, _, duration)) = running_times(sample) else { return };
     let first = *state.first_audio.get_or_insert(pts);
     let info = &mut state.info;
     info.audio_frames += 1;
