@@ -1322,18 +1322,4 @@ mod tests {
         assert!(err.to_string().contains("warp9"), "{err}");
         check_elements().expect("every element the house format needs is installed here");
     }
-
-    /// Not a check: prints how fast a 10 s card encodes to the default ladder
-    /// (`cargo test --release -- --ignored --nocapture encode_speed`).
-    #[test]
-    #[ignore]
-    fn encode_speed_of_a_10s_card_on_the_default_ladder() {
-        let hf = HouseFormat::from_config(&HouseFormatConfig::default());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let started = Instant::now();
-        let encoded = encode_quietly(&hf, &card("Speed", TestPattern::HdBars, Some(440.0), 10.0), dir.path());
-        let took = started.elapsed().as_secs_f64();
-        println!("10 s card, {} rungs: {took:.2} s wall, {:.2}x real time", hf.rungs.len(), 10.0 / took);
-        assert_eq!(encoded.video_frames, 300);
-    }
 }
