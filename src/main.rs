@@ -74,6 +74,9 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let running = vvtv::station::start(config).await?;
     tracing::info!("listening on http://{}/", running.local_addr);
+    for channel in &running.channels {
+        tracing::info!("channel {channel}: watch http://{}/hls/{channel}/live.m3u8", running.local_addr);
+    }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     spawn_watchdog();
 

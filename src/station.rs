@@ -81,6 +81,7 @@ impl Handles {
 /// A started station.
 pub struct Running {
     pub local_addr: SocketAddr,
+    pub channels: Vec<ChannelId>,
     pub store: Store,
     notify_shutdown: broadcast::Sender<()>,
     shutdown_complete_rx: mpsc::Receiver<()>,
@@ -160,7 +161,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             serde_json::json!({}),
         )
         .await;
-    Ok(Running { local_addr, store, notify_shutdown, shutdown_complete_rx, shutdown_complete_tx })
+    let channels = config.channels.iter().map(|c| ChannelId(c.id.clone())).collect();
+    Ok(Running { local_addr, channels, store, notify_shutdown, shutdown_complete_rx, shutdown_complete_tx })
 }
 
 impl Running {
