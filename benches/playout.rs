@@ -5,8 +5,9 @@
 //! restart counters are read from the control API. In the same run one channel of live re-encoding (decode + x264
 //! veryfast at 1080p30, paced in real time) is measured the same way, so the ratio is printed from one machine.
 //!
-//! Options (environment): BENCH_CHANNELS="1,10,50", BENCH_SECONDS=60, BENCH_SOURCE=busy|card (busy: moving bars that
-//! keep every rung at its bitrate cap, the worst case; card: a test card like the demo clips, a few Mbit/s).
+//! Options (environment): BENCH_CHANNELS="1,10,50", BENCH_SECONDS=60, BENCH_SOURCE="card,busy" (card: a test card like
+//! the demo clips, ~1.4 Mbit/s per channel over all rungs; busy: moving bars that keep every rung at its bitrate cap,
+//! ~10.6 Mbit/s, the worst case), BENCH_KEEP=1 to keep the work dir.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,18 +31,23 @@ fn main() {
     let bin = vvtv_binary();
     println!("bench-playout: default ladder, {seconds} s per run, work dir {}", work.path().display());
 
-    let source = match std::env::var("BENCH_SOURCE").as_deref() {
-        Ok("card") => None,
-        _ => Some(busy_source(work.path(), 12)),
-    };
-    let library = work.path().join("library");
-    println!("encoding the library (3 × 12 s clips, 4 rungs) ...");
-    let db = seed_library(&library, &source);
-
+    let sources: Vec<String> = std::env::var("BENCH_SOURCE")
+        .unwrap_or_else(|_| "card,busy".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
     let mut rows = Vec::new();
-    for &n in &counts {
-        let r = run_channels(&bin, work.path(), &db, n, seconds);
-        println!(
+    for kind in &sources {
+        let source = match kind.as_str() {
+            "card" => None,
+            _ => Some(busy_source(work.path(), 12)),
+        };
+        let library = work.path().join(format!("library-{kind}"));
+        println!("encoding the {kind} library (3 × 12 s clips, 4 rungs) ...");
+        let db = seed_library(&library, &source);
+        for &n in &counts {
+            let r = run_channels(&bin, &work.path().join(kind), &db, n, seconds);
+            println!(
             "N={n:>3}: {:.3} cores total, {:.4} cores/channel, RSS {:.0} MB ({:.1} MB/channel), {:.2} Mbit/s/channel, \
              gaps {} restarts {} segments/channel {:.1} ({:.0} % of real time)",
             r.cores,
@@ -54,20 +60,21 @@ fn main() {
             r.segments as f64 / n as f64,
             r.realtime * 100.0
         );
-        rows.push((n, r));
+            rows.push((kind.clone(), n, r));
+        }
     }
 
     let reencode = reencode_cores(work.path(), seconds);
     println!("live re-encode (decode + x264 veryfast 1080p30, one rendition): {reencode:.3} cores/channel");
     println!();
     println!(
-        "| channels | cores/channel | RSS MB/channel | Mbit/s/channel | gaps | restarts | real time | × cheaper than re-encode |"
+        "| content | channels | cores/channel | RSS MB/channel | Mbit/s/channel | gaps | restarts | real time | × cheaper than re-encode |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (n, r) in &rows {
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (kind, n, r) in &rows {
         let per = r.cores / *n as f64;
         println!(
-            "| {n} | {per:.4} | {:.1} | {:.2} | {} | {} | {:.0} % | {:.0}× |",
+            "| {kind} | {n} | {per:.4} | {:.1} | {:.2} | {} | {} | {:.0} % | {:.0}× |",
             r.rss_mb / *n as f64,
             r.mbit_per_channel,
             r.gaps,
