@@ -147,7 +147,14 @@ mod tests {
         assert_eq!(fk, 1);
         store.close().await;
         let again = Store::open(&path).await.unwrap();
-        assert_eq!(again.applied_migrations().await.unwrap().len(), 1);
+        assert_eq!(again.applied_migrations().await.unwrap().len(), 2);
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "EXPLAIN QUERY PLAN SELECT MAX(id) FROM schedule WHERE asset_id = 1 AND channel_id = 'main'",
+        )
+        .fetch_all(&again.pool)
+        .await
+        .unwrap();
+        assert!(plan.iter().any(|r| r.3.contains("schedule_asset")), "planner lookup must use the index: {plan:?}");
     }
 
     #[tokio::test]
