@@ -177,6 +177,11 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
     Ok(())
 }
 
+/// One table row per element of a JSON array (none when it is missing).
+fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    list.as_array().into_iter().flatten().map(row).collect()
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
@@ -187,25 +192,20 @@ fn text(v: &Value) -> String {
 
 fn print_status(s: &Value) {
     println!("VVTV {}  up {}s", text(&s["version"]), text(&s["uptime_seconds"]));
-    let rows: Vec<Vec<String>> = s["channels"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let on_air = &c["on_air"];
-            let now = if on_air.is_null() {
-                "-".to_string()
-            } else {
-                format!(
-                    "{} ({:.0}/{:.0}s)",
-                    text(&on_air["title"]),
-                    on_air["position_seconds"].as_f64().unwrap_or(0.0),
-                    on_air["duration_seconds"].as_f64().unwrap_or(0.0)
-                )
-            };
-            vec![text(&c["id"]), text(&c["state"]), now, format!("{:.1}", c["queue_minutes"].as_f64().unwrap_or(0.0))]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = rows(&s["channels"], |c| {
+        let on_air = &c["on_air"];
+        let now = if on_air.is_null() {
+            "-".to_string()
+        } else {
+            format!(
+                "{} ({:.0}/{:.0}s)",
+                text(&on_air["title"]),
+                on_air["position_seconds"].as_f64().unwrap_or(0.0),
+                on_air["duration_seconds"].as_f64().unwrap_or(0.0)
+            )
+        };
+        vec![text(&c["id"]), text(&c["state"]), now, format!("{:.1}", c["queue_minutes"].as_f64().unwrap_or(0.0))]
+    });
     table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN"], &rows);
     let f = &s["factory"];
     let jobs = f["jobs"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
@@ -221,35 +221,25 @@ fn print_status(s: &Value) {
 fn print_queue(q: &Value) {
     for c in q["channels"].as_array().into_iter().flatten() {
         println!("channel {}: {:.1} min queued", text(&c["id"]), c["queue_minutes"].as_f64().unwrap_or(0.0));
-        let rows: Vec<Vec<String>> = c["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| {
-                vec![
-                    text(&i["id"]),
-                    text(&i["status"]),
-                    text(&i["asset_id"]),
-                    text(&i["title"]),
-                    format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
-                    text(&i["reason"]),
-                ]
-            })
-            .collect();
+        let rows: Vec<Vec<String>> = rows(&c["items"], |i| {
+            vec![
+                text(&i["id"]),
+                text(&i["status"]),
+                text(&i["asset_id"]),
+                text(&i["title"]),
+                format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                text(&i["reason"]),
+            ]
+        });
         table::print(&["ID", "STATUS", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
     }
 }
 
 fn print_events(e: &Value) {
-    let rows: Vec<Vec<String>> = e["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|ev| {
-            let at = ev["at_ms"].as_i64().unwrap_or(0);
-            vec![format_ms(at), text(&ev["actor"]), text(&ev["channel_id"]), text(&ev["kind"]), text(&ev["message"])]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = rows(&e["events"], |ev| {
+        let at = ev["at_ms"].as_i64().unwrap_or(0);
+        vec![format_ms(at), text(&ev["actor"]), text(&ev["channel_id"]), text(&ev["kind"]), text(&ev["message"])]
+    });
     table::print(&["AT (UTC)", "ACTOR", "CHANNEL", "KIND", "MESSAGE"], &rows);
 }
 
@@ -275,38 +265,24 @@ fn print_streaming(s: &Value) {
         text(&s["restarts"]),
         text(&s["items_aired"])
     );
-    let rows: Vec<Vec<String>> = s["next"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|i| {
-            vec![
-                text(&i["id"]),
-                text(&i["title"]),
-                format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = rows(&s["next"], |i| {
+        vec![text(&i["id"]), text(&i["title"]), format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0)]
+    });
     println!("next:");
     table::print(&["ID", "TITLE", "LENGTH"], &rows);
 }
 
 fn print_assets(list: &Value) {
-    let rows: Vec<Vec<String>> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| {
-            vec![
-                text(&a["id"]),
-                text(&a["kind"]),
-                text(&a["status"]),
-                if a["emergency"].as_bool().unwrap_or(false) { "yes".into() } else { "".into() },
-                format!("{:.0}s", a["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
-                text(&a["title"]),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = rows(list, |a| {
+        vec![
+            text(&a["id"]),
+            text(&a["kind"]),
+            text(&a["status"]),
+            if a["emergency"].as_bool().unwrap_or(false) { "yes".into() } else { "".into() },
+            format!("{:.0}s", a["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
+            text(&a["title"]),
+        ]
+    });
     table::print(&["ID", "KIND", "STATUS", "EMERGENCY", "LENGTH", "TITLE"], &rows);
 }
 
