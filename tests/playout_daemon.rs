@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{write_config, Daemon, SMALL_LADDER};
+use common::{discontinuities, listed_segments, write_config, Daemon, SMALL_LADDER};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -119,9 +119,7 @@ fn media_sequence(playlist: &str) -> u64 {
 }
 
 fn last_segment_seq(playlist: &str) -> u64 {
-    let last = playlist.lines().rev().find(|l| l.ends_with(".ts")).expect("a segment");
-    let name = last.rsplit('/').next().unwrap();
-    name.trim_start_matches("seg").trim_end_matches(".ts").parse().unwrap()
+    *listed_segments(playlist).last().expect("a segment")
 }
 
 #[test]
@@ -252,31 +250,13 @@ fn live_channel_plays_cuts_and_survives_kill_9() {
     assert!(media_sequence(&after) >= media_sequence(&before), "{before}\n---\n{after}");
     // Exactly one discontinuity, right before the first segment written after the restart (or already counted in
     // DISCONTINUITY-SEQUENCE if it slid out of the window).
-    let listed = after.matches("#EXT-X-DISCONTINUITY\n").count();
-    let slid: u64 = after
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let slid_before: u64 = before
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert_eq!(listed as u64 + slid - slid_before, 1, "{before}\n---\n{after}");
-    if listed == 1 {
-        let lines: Vec<&str> = after.lines().collect();
-        let at = lines.iter().position(|l| *l == "#EXT-X-DISCONTINUITY").unwrap();
-        let next_seg = lines[at..].iter().find(|l| l.ends_with(".ts")).unwrap();
-        let seq: u64 = next_seg.trim_start_matches("seg").trim_end_matches(".ts").parse().unwrap();
+    assert_eq!(discontinuities(&after) - discontinuities(&before), 1, "{before}\n---\n{after}");
+    if let Some(at) = after.find("#EXT-X-DISCONTINUITY\n") {
+        let seq = listed_segments(&after[at..])[0];
         // Segments may have been listed between our last read and the kill; the join comes after all of them.
         assert!(seq > last_before, "the discontinuity marks the join: {after}");
     }
-    let seqs: Vec<u64> = after
-        .lines()
-        .filter(|l| l.ends_with(".ts"))
-        .map(|l| l.trim_start_matches("seg").trim_end_matches(".ts").parse().unwrap())
-        .collect();
+    let seqs = listed_segments(&after);
     for w in seqs.windows(2) {
         assert_eq!(w[1], w[0] + 1, "sequence numbers continue: {after}");
     }

@@ -85,6 +85,22 @@ impl StoreFeed {
     fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.rt.block_on(f)
     }
+
+    /// An asset that cannot be aired: off the air for good (with its other scheduled rows), this row skipped, and
+    /// the reason recorded. Whether it failed while being prepared or while on air, the outcome is the same.
+    async fn skip_bad_asset(&self, asset: AssetId, schedule_id: i64, reason: &str) {
+        let _ = self.store.mark_asset_bad(asset, reason).await;
+        let _ = self.store.set_schedule_status(schedule_id, ScheduleStatus::Skipped, 0).await;
+        self.store
+            .event(
+                "broadcaster",
+                Some(&self.channel),
+                "asset_skipped",
+                &format!("skipped asset {asset} and marked it bad: {reason}"),
+                serde_json::json!({ "asset_id": asset }),
+            )
+            .await;
+    }
 }
 
 impl Feed for StoreFeed {
@@ -108,22 +124,7 @@ impl Feed for StoreFeed {
                 Ok(item) => {
                     return Next { item, tag: Tag::Scheduled { schedule_id: row.id, asset_id: row.asset_id.0 } }
                 }
-                Err(e) => {
-                    let reason = e.to_string();
-                    self.block(async {
-                        let _ = self.store.mark_asset_bad(row.asset_id, &reason).await;
-                        let _ = self.store.set_schedule_status(row.id, ScheduleStatus::Skipped, 0).await;
-                        self.store
-                            .event(
-                                "broadcaster",
-                                Some(&self.channel),
-                                "asset_skipped",
-                                &format!("skipped asset {}: {reason}", row.asset_id),
-                                serde_json::json!({ "asset_id": row.asset_id }),
-                            )
-                            .await;
-                    });
-                }
+                Err(e) => self.block(self.skip_bad_asset(row.asset_id, row.id, &e.to_string())),
             }
         }
         self.slate.clone()
@@ -186,17 +187,7 @@ impl Feed for StoreFeed {
                 // Shutdown or rebuild: it stays at the head of the queue and resumes where it was.
                 Outcome::Interrupted { at_ns } => (ScheduleStatus::Scheduled, at_ns / 1_000_000),
                 Outcome::Failed { reason } => {
-                    let _ = self.store.mark_asset_bad(AssetId(*asset_id), reason).await;
-                    self.store
-                        .event(
-                            "broadcaster",
-                            Some(&self.channel),
-                            "asset_skipped",
-                            &format!("skipped asset {asset_id} and marked it bad: {reason}"),
-                            serde_json::json!({ "asset_id": asset_id }),
-                        )
-                        .await;
-                    (ScheduleStatus::Skipped, 0)
+                    return self.skip_bad_asset(AssetId(*asset_id), *schedule_id, reason).await;
                 }
             };
             let _ = self.store.set_schedule_status(*schedule_id, status, resume).await;

@@ -3,7 +3,7 @@
 //! pipeline when it fails or stalls. It never ends the stream: no EOS reaches the segmenter while on air.
 
 use super::engine::{EngineError, EngineSettings, Item, ItemPipeline, Output, Splicer, Stats};
-use super::playlist::{Playlist, Segment};
+use super::playlist::{parse_segment_file_name, Playlist, Segment};
 use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
@@ -177,24 +177,14 @@ impl<F: Feed> Runner<F> {
             }
             next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
             let mut cut_requested = false;
+            // Position reached in the asset: where a cut, a stop or a rebuild leaves it.
+            let reached = || current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
             let outcome = loop {
                 self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
-                match self.commands.try_recv() {
-                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
-                        let at = current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
-                        current.stop();
-                        self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Interrupted { at_ns: at });
-                        output.finish(Duration::from_secs(3));
-                        self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
-                        return Ok((Exit::Stop, None));
-                    }
-                    Ok(Command::Rebuild(reason)) => {
-                        let at = current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
-                        current.stop();
-                        self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Interrupted { at_ns: at });
-                        let carry = resume_point(&current, at).map(|item| Next { item, tag: tag.clone() });
-                        return Ok((Exit::Rebuild(reason), carry));
-                    }
+                // Stop and rebuild both take the item off the air where it is; only a rebuild carries it over.
+                let interrupt = match self.commands.try_recv() {
+                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => Some(None),
+                    Ok(Command::Rebuild(reason)) => Some(Some(reason)),
                     Ok(Command::Emergency(items)) => {
                         urgent.extend(items);
                         // The prepared item yields to the emergency; it stays scheduled and airs afterwards.
@@ -203,12 +193,24 @@ impl<F: Feed> Runner<F> {
                             cut_requested = true;
                         }
                         next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+                        None
                     }
-                    Err(TryRecvError::Empty) => {}
+                    Err(TryRecvError::Empty) => None,
+                };
+                if let Some(rebuild) = interrupt {
+                    let at = reached();
+                    current.stop();
+                    self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Interrupted { at_ns: at });
+                    if let Some(reason) = rebuild {
+                        let carry = resume_point(&current, at).map(|item| Next { item, tag: tag.clone() });
+                        return Ok((Exit::Rebuild(reason), carry));
+                    }
+                    output.finish(Duration::from_secs(3));
+                    self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
+                    return Ok((Exit::Stop, None));
                 }
                 if cut_requested && splicer.past_cut() {
-                    let at = current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
-                    break Outcome::Cut { at_ns: at };
+                    break Outcome::Cut { at_ns: reached() };
                 }
                 match current.poll_end(Duration::from_millis(20)) {
                     Ok(true) => break Outcome::Complete,
@@ -306,10 +308,9 @@ impl<F: Feed> Runner<F> {
     }
 }
 
-/// `…/seg00000042.ts` → 42.
+/// `…/seg00000042.ts` → 42 (the segmenter names files the way the playlist expects).
 fn segment_index(location: &str) -> Option<u64> {
-    let name = std::path::Path::new(location).file_name()?.to_str()?;
-    name.strip_prefix("seg")?.strip_suffix(".ts")?.parse().ok()
+    parse_segment_file_name(std::path::Path::new(location).file_name()?.to_str()?)
 }
 
 /// Wall-clock time of a point on the timeline.

@@ -4,6 +4,7 @@
 use super::AppState;
 use crate::business_logic::BusinessLogic;
 use crate::store::ChannelId;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
@@ -47,6 +48,11 @@ impl From<crate::store::StoreError> for ApiError {
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
+
+/// A JSON body, or a 400 that shows the expected `shape` and what was wrong with the one sent.
+fn json_body<T>(body: Result<Json<T>, JsonRejection>, shape: &str) -> Result<T, ApiError> {
+    body.map(|Json(b)| b).map_err(|e| ApiError::bad_request(format!("body must be {shape}: {e}")))
+}
 
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
@@ -157,12 +163,8 @@ async fn business_logic(State(s): State<AppState>) -> ApiResult {
 }
 
 /// Body: a JSON object of key → value (`{"planner.buffer_minutes": 45}`); all keys are validated before any is stored.
-async fn set_business_logic(
-    State(s): State<AppState>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request(format!("body must be a JSON object of key → value: {e}")))?;
+async fn set_business_logic(State(s): State<AppState>, body: Result<Json<Value>, JsonRejection>) -> ApiResult {
+    let body = json_body(body, "a JSON object of key → value")?;
     let Value::Object(changes) = body else {
         return Err(ApiError::bad_request("body must be a JSON object of key → value"));
     };
@@ -212,10 +214,9 @@ struct EmergencyBody {
 async fn emergency(
     State(s): State<AppState>,
     Path(channel): Path<String>,
-    body: Result<Json<EmergencyBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<EmergencyBody>, JsonRejection>,
 ) -> ApiResult {
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request(format!("body must be {{\"inject\": N, \"reason\": TEXT}}: {e}")))?;
+    let body = json_body(body, r#"{"inject": N, "reason": TEXT}"#)?;
     if !(1..=100).contains(&body.inject) {
         return Err(ApiError::bad_request(format!("inject {} is outside 1..=100", body.inject)));
     }
@@ -249,10 +250,9 @@ struct EmergencyFlag {
 async fn set_emergency(
     State(s): State<AppState>,
     Path(id): Path<i64>,
-    body: Result<Json<EmergencyFlag>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<EmergencyFlag>, JsonRejection>,
 ) -> ApiResult {
-    let Json(body) =
-        body.map_err(|e| ApiError::bad_request(format!("body must be {{\"emergency\": true|false}}: {e}")))?;
+    let body = json_body(body, r#"{"emergency": true|false}"#)?;
     let asset = s.store.asset(crate::store::AssetId(id)).await?;
     if asset.status != "ready" {
         return Err(ApiError::new(StatusCode::CONFLICT, format!("asset {id} is {}, not ready", asset.status)));

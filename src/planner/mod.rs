@@ -158,24 +158,34 @@ fn human_age(ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AssetKind, NewAsset};
+    use crate::store::{AssetId, AssetKind, NewAsset};
 
-    #[tokio::test]
-    async fn fills_buffer_round_robin_with_reasons() {
+    /// A real store in a temp dir with channel `main`.
+    async fn channel() -> (tempfile::TempDir, Store, ChannelId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
         let ch = ChannelId("main".into());
         store.upsert_channel(&ch, "Main").await.unwrap();
+        (dir, store, ch)
+    }
+
+    async fn clip(store: &Store, dir: &tempfile::TempDir, title: &str, duration_ms: i64) -> AssetId {
+        let a = NewAsset {
+            title: title.into(),
+            kind: Some(AssetKind::Demo),
+            dir: dir.path().into(),
+            duration_ms,
+            ..Default::default()
+        };
+        store.insert_asset(&a).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn fills_buffer_round_robin_with_reasons() {
+        let (dir, store, ch) = channel().await;
         let mut ids = Vec::new();
         for i in 0..3 {
-            let a = NewAsset {
-                title: format!("clip {i}"),
-                kind: Some(AssetKind::Demo),
-                dir: dir.path().into(),
-                duration_ms: 60_000,
-                ..Default::default()
-            };
-            ids.push(store.insert_asset(&a).await.unwrap());
+            ids.push(clip(&store, &dir, &format!("clip {i}"), 60_000).await);
         }
         let mut rules = BusinessLogic::from_config(&crate::config::Config::default());
         rules.buffer_minutes = 5;
@@ -191,29 +201,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_lone_asset_is_not_repeated_to_fill_the_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
-        let ch = ChannelId("main".into());
-        store.upsert_channel(&ch, "Main").await.unwrap();
-        let a = NewAsset {
-            title: "only".into(),
-            kind: Some(AssetKind::Demo),
-            dir: dir.path().into(),
-            duration_ms: 20_000,
-            ..Default::default()
-        };
-        store.insert_asset(&a).await.unwrap();
+        let (dir, store, ch) = channel().await;
+        clip(&store, &dir, "only", 20_000).await;
         let rules = BusinessLogic::from_config(&crate::config::Config::default());
         // Enough repeats to keep one minute ahead (off the slate), not thirty minutes of the same clip.
         assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 3);
-        let b = NewAsset {
-            title: "new".into(),
-            kind: Some(AssetKind::Demo),
-            dir: dir.path().into(),
-            duration_ms: 20_000,
-            ..Default::default()
-        };
-        let new_id = store.insert_asset(&b).await.unwrap();
+        let new_id = clip(&store, &dir, "new", 20_000).await;
         top_up(&store, &ch, &rules).await.unwrap();
         let q = store.upcoming(&ch, 10).await.unwrap();
         assert_eq!(q[3].asset_id, new_id, "a new asset is picked up on the next round");

@@ -145,3 +145,27 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+/// Media sequence numbers of the segments a media playlist lists, in order.
+pub fn listed_segments(playlist: &str) -> Vec<u64> {
+    playlist
+        .lines()
+        .filter(|l| l.ends_with(".ts"))
+        .map(|l| {
+            let name = l.rsplit('/').next().unwrap_or(l);
+            vvtv::broadcaster::playlist::parse_segment_file_name(name).unwrap_or_else(|| panic!("bad segment URI {l}"))
+        })
+        .collect()
+}
+
+/// Discontinuities a playlist accounts for: those still listed plus those counted by DISCONTINUITY-SEQUENCE after
+/// sliding out of the window.
+pub fn discontinuities(playlist: &str) -> u64 {
+    let listed = playlist.lines().filter(|l| *l == "#EXT-X-DISCONTINUITY").count() as u64;
+    let slid: u64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    listed + slid
+}
