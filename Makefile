@@ -3,7 +3,7 @@ CARGO ?= cargo
 CONFIG ?=
 BIN := target/debug
 
-.PHONY: deps build run test lint fmt bench bench-playout check-player
+.PHONY: deps build run test lint fmt bench bench-playout bench-factory check-player
 
 deps:
 	@bash scripts/install-deps.sh
@@ -28,11 +28,16 @@ fmt:
 	$(CARGO) fmt --all
 
 # Benchmarks (outside `make test`); same dev profile, so nothing is built twice.
-bench: bench-playout
+bench: bench-playout bench-factory
 
 # N = 1, 10, 50 channels on the default ladder for 60 s each, beside one live re-encode (BENCH_CHANNELS, BENCH_SECONDS).
 bench-playout: build
 	$(CARGO) bench --profile dev --bench playout
+
+# Normalizes a generated 60 s 1080p30 source to the default ladder, stage by stage, beside the ffmpeg CLI doing the
+# same encode (BENCH_SECONDS to change the length).
+bench-factory: build
+	$(CARGO) bench --profile dev --bench factory
 
 # Plays a running station's stream like a viewer's browser does: hls.js in headless Chromium (scripts/player-check).
 # `make check-player URL=http://host/hls/main/live.m3u8 SECONDS=60 [CHECK_ARGS=--expect-restart]`; exit 0 if it played.

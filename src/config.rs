@@ -128,7 +128,7 @@ impl Default for HouseFormatConfig {
             fps: 30,
             gop_seconds: 2,
             segment_seconds: 4,
-            audio_kbps: 128,
+            audio_kbps: 192,
             target_lufs: -14.0,
             true_peak_dbtp: -1.0,
             x264_preset: "veryfast".into(),
@@ -244,8 +244,78 @@ pub struct CuratorConfig {
     pub user_agent_contact: String,
     pub chromium_path: PathBuf,
     pub license_allowlist: Vec<String>,
+    /// Least time between two requests to one domain; a robots.txt Crawl-delay that is longer wins.
+    pub min_delay_per_domain_ms: u64,
+    /// Seconds a page (or a video's play-before-download) may take.
+    pub page_timeout_seconds: u64,
+    /// Minutes the LLM circuit breaker stays open before one trial call is let through.
+    pub llm_cool_down_seconds: u64,
     pub llm: LlmConfig,
-    pub sources: Vec<toml::Table>,
+    pub sources: Vec<SourceConfig>,
+}
+
+/// Where a source's candidates come from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Web pages crawled with headless Chromium (`start_urls`, `search_url`).
+    #[default]
+    Browser,
+    /// An RSS, Atom or JSON Feed (`url`).
+    Feed,
+    /// A local directory of video files (`path`).
+    Folder,
+}
+
+/// One `[[curator.sources]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique; recorded on every plan it yields.
+    pub name: String,
+    pub kind: SourceKind,
+    /// Polled this often (0: only on `vvtvctl discover`).
+    pub interval_minutes: u32,
+    /// Plans made per run at most.
+    pub max_plans: u32,
+    /// browser: pages to start from.
+    pub start_urls: Vec<String>,
+    /// browser: a search page with `{query}` where the query goes.
+    pub search_url: Option<String>,
+    /// browser: the query of scheduled runs (`vvtvctl discover --query` gives its own).
+    pub query: Option<String>,
+    /// browser: links followed from the start pages, in hops.
+    pub depth: u32,
+    pub page_budget: u32,
+    pub time_budget_seconds: u64,
+    /// browser: stay on the start pages' sites (plus `allow_domains`).
+    pub same_site: bool,
+    pub allow_domains: Vec<String>,
+    /// feed: its URL.
+    pub url: Option<String>,
+    /// folder: the directory.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            name: String::new(),
+            kind: SourceKind::Browser,
+            interval_minutes: 60,
+            max_plans: 10,
+            start_urls: Vec::new(),
+            search_url: None,
+            query: None,
+            depth: 1,
+            page_budget: 20,
+            time_budget_seconds: 300,
+            same_site: true,
+            allow_domains: Vec::new(),
+            url: None,
+            path: None,
+        }
+    }
 }
 
 impl Default for CuratorConfig {
@@ -255,6 +325,9 @@ impl Default for CuratorConfig {
             user_agent_contact: "https://example.invalid/vvtv-contact".into(),
             chromium_path: PathBuf::from("/usr/bin/chromium"),
             license_allowlist: vec!["cc-by".into(), "cc-by-sa".into(), "cc0".into(), "public-domain".into()],
+            min_delay_per_domain_ms: 1000,
+            page_timeout_seconds: 20,
+            llm_cool_down_seconds: 60,
             llm: LlmConfig::default(),
             sources: Vec::new(),
         }
@@ -288,6 +361,11 @@ impl Default for PlannerConfig {
 }
 
 impl Config {
+    /// The User-Agent of every request the station makes: names VVTV and where to reach its operator.
+    pub fn user_agent(&self) -> String {
+        format!("VVTV/{} (+{})", env!("CARGO_PKG_VERSION"), self.curator.user_agent_contact)
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
@@ -425,6 +503,40 @@ impl Config {
         }
         if !(llm.url.is_empty() || llm.url.starts_with("http://") || llm.url.starts_with("https://")) {
             return Err(invalid("curator.llm.url", format!("{:?} is not an http(s) URL", llm.url)));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, src) in self.curator.sources.iter().enumerate() {
+            let key = |field: &str| format!("curator.sources[{i}].{field}");
+            if src.name.trim().is_empty() {
+                return Err(invalid(&key("name"), "every source needs a name"));
+            }
+            if !names.insert(src.name.as_str()) {
+                return Err(invalid(&key("name"), format!("{:?} is used by two sources", src.name)));
+            }
+            let is_http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
+            match src.kind {
+                SourceKind::Browser => {
+                    if src.start_urls.is_empty() && src.search_url.is_none() {
+                        return Err(invalid(&key("start_urls"), "a browser source needs start_urls or search_url"));
+                    }
+                    if let Some(u) = src.start_urls.iter().find(|u| !is_http(u)) {
+                        return Err(invalid(&key("start_urls"), format!("{u:?} is not an http(s) URL")));
+                    }
+                    if let Some(t) = src.search_url.as_deref().filter(|t| !is_http(t) || !t.contains("{query}")) {
+                        return Err(invalid(&key("search_url"), format!("{t:?} must be an http(s) URL containing {{query}}")));
+                    }
+                }
+                SourceKind::Feed => {
+                    if !src.url.as_deref().is_some_and(is_http) {
+                        return Err(invalid(&key("url"), "a feed source needs an http(s) url"));
+                    }
+                }
+                SourceKind::Folder => {
+                    if src.path.is_none() {
+                        return Err(invalid(&key("path"), "a folder source needs a path"));
+                    }
+                }
+            }
         }
         let p = &self.planner;
         if !(1..=24 * 60).contains(&p.buffer_minutes) {

@@ -1,70 +1,623 @@
 //! The curator turns sources (web pages, feeds, folders) into scored plans and hands the good ones to the factory.
-//! This module is its handle: the status the control API shows, including the LLM circuit breaker.
+//!
+//! Each `[[curator.sources]]` entry is polled on its own interval, and `vvtvctl discover` runs the browser sources at
+//! once. A candidate goes through, in order: dedupe (its canonical media URL is planned once, and a rejection is
+//! remembered), the license allowlist, play-before-download in the browser (it must play, be HD and fit the duration
+//! limits), then scoring (the LLM behind its circuit breaker, or the deterministic scorer). Every candidate becomes a
+//! plan row with its facts, score, scorer and reasons; plans at or above `planner.min_score` go to the factory at
+//! once when `planner.auto_approve` is on, the others wait for `vvtvctl plans approve`.
+//!
+//! Runs are sequential (one Chromium at a time, launched per run with a fresh profile and closed after it), so the
+//! curator never competes with itself for the two cores it shares with the factory.
 
+pub mod browser;
+mod feed;
+pub mod score;
+
+use crate::business_logic::BusinessLogic;
+use crate::config::{Config, SourceConfig, SourceKind};
 use crate::factory::FactoryHandle;
 use crate::station::{Context, Shutdown};
+use crate::store::{JobOrigin, NewJob, NewPlan, PlanStatus, Store};
+use browser::{Browser, BrowserOptions, CrawlSpec, Found, Politeness};
+use score::{CandidateInfo, Scorer, Style};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Video files a folder source takes.
+const VIDEO_EXTENSIONS: [&str; 8] = ["mp4", "m4v", "mov", "mkv", "webm", "ts", "avi", "mpg"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CuratorStatus {
-    /// `disabled`, `idle` or `discovering`.
+    /// `disabled`, `idle` or `discovering <source>`.
     pub state: String,
     pub sources: usize,
-    /// LLM circuit breaker: `closed`, `open`, `half-open`, or `off` when no LLM is configured.
+    /// LLM circuit breaker: `closed`, `open`, `half-open`, or `disabled` when no LLM is configured.
     pub breaker: String,
+    pub breaker_detail: score::BreakerState,
+    pub last_run: Option<RunSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub source: String,
+    pub finished_ms: i64,
+    pub planned: usize,
+    pub rejected: usize,
+    pub seconds: f64,
+}
+
+/// What one discovery did: the plans it made and the candidates it turned down, with reasons.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub planned: Vec<PlannedItem>,
+    pub rejected: Vec<RejectedItem>,
+    /// Pages not visited (robots.txt, off-site, budget) and why.
+    pub skipped: Vec<RejectedItem>,
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedItem {
+    pub plan_id: i64,
+    pub title: String,
+    pub media_url: String,
+    pub score: f64,
+    pub scorer: String,
+    pub status: PlanStatus,
+    pub job_id: Option<i64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedItem {
+    pub url: String,
+    pub reason: String,
 }
 
 enum Msg {
-    Status(oneshot::Sender<CuratorStatus>),
+    Discover { query: Option<String>, max_plans: u32, reply: oneshot::Sender<Report> },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct CuratorHandle {
     tx: mpsc::Sender<Msg>,
+    status: Arc<Mutex<CuratorStatus>>,
+    scorer: Scorer,
+}
+
+impl std::fmt::Debug for CuratorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CuratorHandle")
+    }
 }
 
 impl CuratorHandle {
     pub fn spawn(ctx: &Context, factory: FactoryHandle) -> CuratorHandle {
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = mpsc::channel(16);
         let (shutdown, guard) = ctx.shutdown();
         let cfg = &ctx.config.curator;
-        let status = CuratorStatus {
+        let llm = (!cfg.llm.url.trim().is_empty()).then(|| score::LlmConfig {
+            protocol: if cfg.llm.protocol == "openai" { score::Protocol::Openai } else { score::Protocol::Ollama },
+            url: cfg.llm.url.trim().to_owned(),
+            model: cfg.llm.model.clone(),
+            timeout: Duration::from_secs(cfg.llm.timeout_seconds.max(1)),
+        });
+        let scorer = Scorer::new(llm, Duration::from_secs(cfg.llm_cool_down_seconds));
+        let breaker = scorer.breaker();
+        let status = Arc::new(Mutex::new(CuratorStatus {
             state: if cfg.enabled { "idle" } else { "disabled" }.into(),
             sources: cfg.sources.len(),
-            breaker: if cfg.llm.url.is_empty() { "off" } else { "closed" }.into(),
+            breaker: breaker.state.clone(),
+            breaker_detail: breaker,
+            last_run: None,
+        }));
+        let politeness = Politeness::new(&ctx.config.user_agent(), http_client(&ctx.config));
+        let curator = Curator {
+            store: ctx.store.clone(),
+            config: ctx.config.clone(),
+            rules: ctx.rules.clone(),
+            factory,
+            scorer: scorer.clone(),
+            politeness,
+            status: status.clone(),
         };
-        let curator = Curator { rx, _factory: factory, status };
         tokio::spawn(async move {
-            curator.run(shutdown).await;
+            curator.run(rx, shutdown).await;
             drop(guard);
         });
-        CuratorHandle { tx }
+        CuratorHandle { tx, status, scorer }
     }
 
     pub async fn status(&self) -> Option<CuratorStatus> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Status(tx)).await.ok()?;
-        rx.await.ok()
+        let mut status = self.status.lock().ok()?.clone();
+        status.breaker_detail = self.scorer.breaker();
+        status.breaker = status.breaker_detail.state.clone();
+        Some(status)
+    }
+
+    /// Runs the browser sources now (with `query` where they have a search URL) and returns what was planned.
+    pub async fn discover(&self, query: Option<String>, max_plans: u32) -> Result<Report, String> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Discover { query, max_plans, reply })
+            .await
+            .map_err(|_| "the curator is not running".to_string())?;
+        rx.await.map_err(|_| "the curator stopped during the discovery".to_string())
     }
 }
 
+fn http_client(config: &Config) -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(config.user_agent())
+        .timeout(Duration::from_secs(config.curator.page_timeout_seconds.max(1)))
+        .build()
+        .unwrap_or_default()
+}
+
 struct Curator {
-    rx: mpsc::Receiver<Msg>,
-    _factory: FactoryHandle,
-    status: CuratorStatus,
+    store: Store,
+    config: Arc<Config>,
+    rules: watch::Receiver<BusinessLogic>,
+    factory: FactoryHandle,
+    scorer: Scorer,
+    politeness: Politeness,
+    status: Arc<Mutex<CuratorStatus>>,
 }
 
 impl Curator {
-    async fn run(mut self, mut shutdown: Shutdown) {
+    async fn run(self, mut rx: mpsc::Receiver<Msg>, mut shutdown: Shutdown) {
+        let enabled = self.config.curator.enabled;
+        // When each scheduled source is next due; the first runs start a little after start-up.
+        let mut due: HashMap<String, Instant> = self
+            .config
+            .curator
+            .sources
+            .iter()
+            .filter(|s| s.interval_minutes > 0)
+            .map(|s| (s.name.clone(), Instant::now() + Duration::from_secs(15)))
+            .collect();
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = shutdown.recv() => return,
-                msg = self.rx.recv() => match msg {
+                msg = rx.recv() => match msg {
                     None => return,
-                    Some(Msg::Status(reply)) => { let _ = reply.send(self.status.clone()); }
+                    Some(Msg::Discover { query, max_plans, reply }) => {
+                        let sources: Vec<SourceConfig> = self.config.curator.sources.iter()
+                            .filter(|s| s.kind == SourceKind::Browser).cloned().collect();
+                        let mut report = Report::default();
+                        if sources.is_empty() {
+                            report.errors.push("no browser source is configured ([[curator.sources]] with kind = \"browser\")".into());
+                        }
+                        let mut left = max_plans;
+                        for src in sources {
+                            if left == 0 { break; }
+                            let before = report.planned.len();
+                            tokio::select! {
+                                _ = shutdown.recv() => return,
+                                _ = self.run_source(&src, query.as_deref(), left, &mut report) => {}
+                            }
+                            left = left.saturating_sub((report.planned.len() - before) as u32);
+                        }
+                        let _ = reply.send(report);
+                    }
                 },
+                _ = tick.tick(), if enabled => {
+                    let now = Instant::now();
+                    let ready: Vec<SourceConfig> = self.config.curator.sources.iter()
+                        .filter(|s| due.get(&s.name).is_some_and(|t| *t <= now)).cloned().collect();
+                    for src in ready {
+                        let mut report = Report::default();
+                        tokio::select! {
+                            _ = shutdown.recv() => return,
+                            _ = self.run_source(&src, None, src.max_plans, &mut report) => {}
+                        }
+                        due.insert(src.name.clone(), Instant::now() + Duration::from_secs(src.interval_minutes as u64 * 60));
+                    }
+                }
             }
         }
+    }
+
+    fn set_state(&self, state: String) {
+        if let Ok(mut s) = self.status.lock() {
+            s.state = state;
+        }
+    }
+
+    /// One run of one source, appending to `report`.
+    async fn run_source(&self, src: &SourceConfig, query: Option<&str>, max_plans: u32, report: &mut Report) {
+        let started = Instant::now();
+        let (planned_before, rejected_before) = (report.planned.len(), report.rejected.len());
+        self.set_state(format!("discovering {}", src.name));
+        tracing::info!(source = %src.name, "discovery started");
+        let mut browser: Option<Browser> = None;
+        let result = self.collect(src, query, max_plans, report, &mut browser).await;
+        if let Some(b) = browser.take() {
+            b.close().await;
+        }
+        if let Err(e) = result {
+            report.errors.push(format!("{}: {e}", src.name));
+        }
+        let summary = RunSummary {
+            source: src.name.clone(),
+            finished_ms: crate::store::now_ms(),
+            planned: report.planned.len() - planned_before,
+            rejected: report.rejected.len() - rejected_before,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let message = format!(
+            "discovery on {}: {} planned, {} rejected in {:.0} s{}",
+            src.name,
+            summary.planned,
+            summary.rejected,
+            summary.seconds,
+            if report.errors.is_empty() { String::new() } else { format!(" (errors: {})", report.errors.join("; ")) }
+        );
+        self.store.event("curator", None, "discovery", &message, serde_json::json!({ "source": src.name })).await;
+        if let Ok(mut s) = self.status.lock() {
+            s.state = if self.config.curator.enabled { "idle" } else { "disabled" }.into();
+            s.last_run = Some(summary);
+        }
+    }
+
+    /// Finds the source's candidates and evaluates each until `max_plans` plans are made.
+    async fn collect(
+        &self,
+        src: &SourceConfig,
+        query: Option<&str>,
+        max_plans: u32,
+        report: &mut Report,
+        browser: &mut Option<Browser>,
+    ) -> Result<(), String> {
+        let found: Vec<Found> = match src.kind {
+            SourceKind::Browser => {
+                let query = query.map(str::to_owned).or_else(|| src.query.clone());
+                let spec = CrawlSpec {
+                    start_urls: src.start_urls.clone(),
+                    search_url: src.search_url.clone(),
+                    query,
+                    depth: src.depth,
+                    page_budget: src.page_budget,
+                    time_budget: Duration::from_secs(src.time_budget_seconds),
+                    same_site: src.same_site,
+                    allow_domains: src.allow_domains.clone(),
+                };
+                let b = self.browser(browser).await?;
+                let crawl = b.crawl(&spec, &self.politeness).await.map_err(|e| e.to_string())?;
+                report.skipped.extend(crawl.skipped.into_iter().map(|(url, reason)| RejectedItem { url, reason }));
+                crawl.found
+            }
+            SourceKind::Feed => {
+                let url = src.url.clone().unwrap_or_default();
+                feed::fetch(&url, &self.politeness, &http_client(&self.config)).await?
+            }
+            SourceKind::Folder => return self.collect_folder(src, max_plans, report).await,
+        };
+        let mut made = 0;
+        for f in found {
+            if made >= max_plans {
+                break;
+            }
+            if self.evaluate_web(src, f, report, browser).await {
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn browser<'a>(&self, slot: &'a mut Option<Browser>) -> Result<&'a mut Browser, String> {
+        if slot.is_none() {
+            let c = &self.config.curator;
+            let opts = BrowserOptions {
+                chromium: c.chromium_path.clone(),
+                user_agent: self.config.user_agent(),
+                page_timeout: Duration::from_secs(c.page_timeout_seconds.max(1)),
+                min_delay_per_domain: Duration::from_millis(c.min_delay_per_domain_ms),
+            };
+            *slot = Some(Browser::launch(&opts).await.map_err(|e| e.to_string())?);
+        }
+        slot.as_mut().ok_or_else(|| "no browser".to_string())
+    }
+
+    /// A web candidate: dedupe, license, play-before-download, score. True when a plan was made (not rejected).
+    async fn evaluate_web(&self, src: &SourceConfig, f: Found, report: &mut Report, browser: &mut Option<Browser>) -> bool {
+        let key = canonical_url(&f.media_url);
+        if self.known(&key).await {
+            return false;
+        }
+        let mut plan = NewPlan {
+            source: src.name.clone(),
+            source_kind: kind_name(src.kind).into(),
+            page_url: Some(f.page_url.clone()),
+            media_url: f.media_url.clone(),
+            canonical_key: key,
+            title: f.title.clone(),
+            description: f.description.clone(),
+            tags: f.tags.clone(),
+            license: f.license.clone(),
+            ..Default::default()
+        };
+        let allow = &self.config.curator.license_allowlist;
+        let license_problem = match f.license.as_deref() {
+            None => Some("no license found on the page (only openly licensed videos are aired)".to_owned()),
+            Some(l) if !allow.iter().any(|a| a.eq_ignore_ascii_case(l)) => {
+                Some(format!("license {l} is not in the allowlist ({})", allow.join(", ")))
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = license_problem {
+            return self.reject(plan, reason, report).await;
+        }
+        let probe = match self.browser(browser).await {
+            Ok(b) => b.play_probe(&f.media_url, &self.politeness).await,
+            Err(e) => {
+                report.errors.push(format!("browser: {e}"));
+                return false;
+            }
+        };
+        plan.playable = Some(probe.playable);
+        plan.width = (probe.width > 0).then_some(probe.width as i64);
+        plan.height = (probe.height > 0).then_some(probe.height as i64);
+        let duration = probe.duration_s.or(f.duration_s);
+        plan.duration_ms = duration.map(|d| (d * 1000.0) as i64);
+        if !probe.playable {
+            let why = probe.error.clone().unwrap_or_else(|| "playback did not advance".into());
+            return self.reject(plan, format!("not playable: {why}"), report).await;
+        }
+        if let Some(reason) = self.limits_problem(probe.width, probe.height, duration) {
+            return self.reject(plan, reason, report).await;
+        }
+        let info = CandidateInfo {
+            title: f.title,
+            description: f.description,
+            tags: f.tags,
+            license: f.license,
+            width: Some(probe.width),
+            height: Some(probe.height),
+            duration_s: duration,
+            page_url: Some(f.page_url),
+            media_url: f.media_url.clone(),
+        };
+        self.score_and_plan(plan, &info, report).await
+    }
+
+    /// A folder source: local files are the operator's own, so no license check; the factory's prober gives the facts.
+    async fn collect_folder(&self, src: &SourceConfig, max_plans: u32, report: &mut Report) -> Result<(), String> {
+        let dir = src.path.clone().unwrap_or_default();
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && has_video_extension(p))
+            .collect();
+        files.sort();
+        let mut made = 0;
+        for path in files {
+            if made >= max_plans {
+                break;
+            }
+            let path = std::path::absolute(&path).unwrap_or(path);
+            let media_url = path.to_string_lossy().into_owned();
+            let key = format!("file://{media_url}");
+            if self.known(&key).await {
+                continue;
+            }
+            let title = path.file_stem().map(|s| s.to_string_lossy().replace(['_', '-'], " ")).unwrap_or_default();
+            let mut plan = NewPlan {
+                source: src.name.clone(),
+                source_kind: "folder".into(),
+                media_url: media_url.clone(),
+                canonical_key: key,
+                title: title.clone(),
+                license: Some("local".into()),
+                ..Default::default()
+            };
+            let probe_path = path.clone();
+            let facts = tokio::task::spawn_blocking(move || crate::factory::probe::discover(&probe_path)).await;
+            let facts = match facts {
+                Ok(Ok(f)) => f,
+                Ok(Err(e)) => {
+                    self.reject(plan, e.to_string(), report).await;
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push(format!("{media_url}: {e}"));
+                    continue;
+                }
+            };
+            plan.width = Some(facts.video.width as i64);
+            plan.height = Some(facts.video.height as i64);
+            plan.duration_ms = Some((facts.duration_s * 1000.0) as i64);
+            plan.playable = Some(true);
+            if let Some(reason) = self.limits_problem(facts.video.width, facts.video.height, Some(facts.duration_s)) {
+                self.reject(plan, reason, report).await;
+                continue;
+            }
+            let info = CandidateInfo {
+                title,
+                license: Some("local".into()),
+                width: Some(facts.video.width),
+                height: Some(facts.video.height),
+                duration_s: Some(facts.duration_s),
+                media_url,
+                ..Default::default()
+            };
+            if self.score_and_plan(plan, &info, report).await {
+                made += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The factory's limits, checked before anything is downloaded.
+    fn limits_problem(&self, width: u32, height: u32, duration: Option<f64>) -> Option<String> {
+        let f = &self.config.factory;
+        if height < f.min_height {
+            return Some(format!("{width}x{height} is below the minimum height of {} lines", f.min_height));
+        }
+        match duration {
+            Some(d) if d < f.min_duration_seconds as f64 => {
+                Some(format!("{d:.0} s is shorter than the minimum of {} s", f.min_duration_seconds))
+            }
+            Some(d) if d > f.max_duration_seconds as f64 => {
+                Some(format!("{d:.0} s is longer than the maximum of {} s", f.max_duration_seconds))
+            }
+            _ => None,
+        }
+    }
+
+    /// Has this candidate been planned or rejected before?
+    async fn known(&self, key: &str) -> bool {
+        self.store.plan_by_key(key).await.ok().flatten().is_some()
+    }
+
+    /// Records a rejection (remembered, so the candidate is not looked at again) and reports it.
+    async fn reject(&self, mut plan: NewPlan, reason: String, report: &mut Report) -> bool {
+        plan.status = Some(PlanStatus::Rejected);
+        plan.reasons = reason.clone();
+        let url = plan.media_url.clone();
+        if let Err(e) = self.store.insert_plan(&plan).await {
+            report.errors.push(format!("{url}: cannot record the rejection: {e}"));
+        }
+        tracing::info!(%url, %reason, "candidate rejected");
+        report.rejected.push(RejectedItem { url, reason });
+        false
+    }
+
+    /// Scores a candidate that passed every check and records the plan; approves it into a job when the rules say so.
+    async fn score_and_plan(&self, mut plan: NewPlan, info: &CandidateInfo, report: &mut Report) -> bool {
+        let style = self.style();
+        let scored = self.scorer.score(&style, info).await;
+        let rules = self.rules.borrow().clone();
+        let approve = rules.auto_approve && scored.score >= rules.min_score;
+        plan.score = Some(scored.score);
+        plan.scorer = Some(scored.scorer.clone());
+        let mut reason = scored.reason.clone();
+        if let Some(why) = &scored.fallback_because {
+            reason = format!("{reason} (deterministic because {why})");
+        }
+        reason += &if approve {
+            format!("; {:.2} ≥ min_score {:.2}: sent to the factory", scored.score, rules.min_score)
+        } else if rules.auto_approve {
+            format!("; {:.2} < min_score {:.2}: waits for approval", scored.score, rules.min_score)
+        } else {
+            "; auto_approve is off: waits for approval".into()
+        };
+        plan.reasons = reason.clone();
+        for t in scored.tags {
+            if !plan.tags.contains(&t) {
+                plan.tags.push(t);
+            }
+        }
+        plan.status = Some(if approve { PlanStatus::Approved } else { PlanStatus::Pending });
+        let id = match self.store.insert_plan(&plan).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return false,
+            Err(e) => {
+                report.errors.push(format!("{}: cannot record the plan: {e}", plan.media_url));
+                return false;
+            }
+        };
+        let job_id = if approve { queue_plan(&self.store, &self.factory, id).await.ok() } else { None };
+        let status = if job_id.is_some() { PlanStatus::Queued } else { plan.status.unwrap_or(PlanStatus::Pending) };
+        report.planned.push(PlannedItem {
+            plan_id: id,
+            title: plan.title.clone(),
+            media_url: plan.media_url.clone(),
+            score: scored.score,
+            scorer: scored.scorer,
+            status,
+            job_id,
+            reason,
+        });
+        true
+    }
+
+    fn style(&self) -> Style {
+        let f = &self.config.factory;
+        Style {
+            description: self.config.channels.iter().map(|c| c.style.as_str()).collect::<Vec<_>>().join("; "),
+            min_height: f.min_height,
+            min_duration_s: f.min_duration_seconds as f64,
+            max_duration_s: f.max_duration_seconds as f64,
+            license_allowlist: self.config.curator.license_allowlist.clone(),
+        }
+    }
+}
+
+/// Sends a plan to the factory: a job with the plan's URL and title; the plan becomes `queued`.
+pub async fn queue_plan(store: &Store, factory: &FactoryHandle, plan_id: i64) -> crate::store::Result<i64> {
+    let plan = store.plan(plan_id).await?;
+    let job = NewJob {
+        plan_id: Some(plan.id),
+        input: plan.media_url.clone(),
+        origin: JobOrigin::Plan,
+        title: Some(plan.title.clone()).filter(|t| !t.trim().is_empty()),
+        priority: 0,
+        webhook_url: None,
+    };
+    let id = factory.ingest(store, job).await?;
+    store.set_plan_status(plan.id, PlanStatus::Queued).await?;
+    Ok(id)
+}
+
+fn kind_name(kind: SourceKind) -> &'static str {
+    match kind {
+        SourceKind::Browser => "browser",
+        SourceKind::Feed => "feed",
+        SourceKind::Folder => "folder",
+    }
+}
+
+fn has_video_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.iter().any(|v| v.eq_ignore_ascii_case(e)))
+}
+
+/// The form of a URL used to recognise the same media twice: lowercase scheme and host, no default port, no
+/// fragment, no tracking parameters, sorted query.
+pub fn canonical_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw.trim()) else { return raw.trim().to_owned() };
+    url.set_fragment(None);
+    let mut pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| !k.starts_with("utm_") && k != "fbclid" && k != "gclid")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    if pairs.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // The url crate already lowercases scheme and host and drops default ports.
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_urls_ignore_what_does_not_name_the_media() {
+        let a = canonical_url("HTTP://Example.ORG:80/v/clip.mp4?b=2&a=1&utm_source=x#t=10");
+        assert_eq!(a, "http://example.org/v/clip.mp4?a=1&b=2");
+        assert_eq!(canonical_url("https://example.org/v/clip.mp4#x"), "https://example.org/v/clip.mp4");
+        assert_ne!(canonical_url("https://example.org/v/clip.mp4?id=1"), canonical_url("https://example.org/v/clip.mp4?id=2"));
+    }
+
+    #[test]
+    fn folder_sources_take_video_files_only() {
+        assert!(has_video_extension(Path::new("/x/a.MP4")));
+        assert!(has_video_extension(Path::new("/x/a.webm")));
+        assert!(!has_video_extension(Path::new("/x/a.txt")));
+        assert!(!has_video_extension(Path::new("/x/mp4")));
     }
 }

@@ -61,6 +61,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/events", get(events))
         .route("/business-logic", get(business_logic).put(set_business_logic))
         .route("/assets", get(assets))
+        .route("/ingest", axum::routing::post(ingest))
+        .route("/discover", axum::routing::post(discover))
+        .route("/plans", get(plans))
+        .route("/plans/{id}/approve", axum::routing::post(approve_plan))
+        .route("/jobs", get(jobs))
+        .route("/jobs/{id}", get(job))
         .route("/assets/{id}/emergency", axum::routing::put(set_emergency))
         .route("/channels/{channel}/streaming", get(streaming_status))
         .route("/channels/{channel}/emergency", axum::routing::post(emergency))
@@ -269,4 +275,147 @@ async fn set_emergency(
         )
         .await;
     Ok(Json(json!(s.store.asset(asset.id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestBody {
+    url: Option<String>,
+    path: Option<String>,
+    title: Option<String>,
+    #[serde(default)]
+    priority: i64,
+    webhook: Option<String>,
+}
+
+/// Queues an ingest job for a URL (http/https) or a file on the daemon's machine; answers 201 with the job.
+async fn ingest(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Result<Json<IngestBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    const SHAPE: &str = r#"{"url": URL} or {"path": FILE}, with optional "title", "priority" (higher first) and "webhook""#;
+    let body = json_body(body, SHAPE)?;
+    let input = match (body.url.as_deref().map(str::trim), body.path.as_deref().map(str::trim)) {
+        (Some(url), None) => {
+            let parsed = url::Url::parse(url).map_err(|e| ApiError::bad_request(format!("url {url:?}: {e}")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(ApiError::bad_request(format!("url {url:?}: only http and https URLs can be ingested")));
+            }
+            url.to_owned()
+        }
+        (None, Some(path)) => {
+            let p = std::path::Path::new(path);
+            if !p.is_absolute() {
+                return Err(ApiError::bad_request(format!("path {path:?} must be absolute (it is read by the daemon)")));
+            }
+            match std::fs::metadata(p) {
+                Ok(m) if m.is_file() => path.to_owned(),
+                Ok(_) => return Err(ApiError::bad_request(format!("{path}: not a regular file"))),
+                Err(e) => return Err(ApiError::bad_request(format!("{path}: {e}"))),
+            }
+        }
+        _ => return Err(ApiError::bad_request(format!("body must be {SHAPE}: give exactly one of url and path"))),
+    };
+    if let Some(hook) = body.webhook.as_deref() {
+        let ok = url::Url::parse(hook).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+        if !ok {
+            return Err(ApiError::bad_request(format!("webhook {hook:?} is not an http(s) URL")));
+        }
+    }
+    // vvtvctl names itself in its User-Agent; its jobs are recorded as the CLI's.
+    let from_cli = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("vvtvctl/"));
+    let origin = if from_cli { crate::store::JobOrigin::Cli } else { crate::store::JobOrigin::Api };
+    let new = crate::store::NewJob {
+        plan_id: None,
+        input: input.clone(),
+        origin,
+        title: body.title.filter(|t| !t.trim().is_empty()),
+        priority: body.priority,
+        webhook_url: body.webhook,
+    };
+    let id = s.handles.factory.ingest(&s.store, new).await?;
+    s.store.event("http", None, "ingest", &format!("job {id}: ingest of {input} queued"), json!({ "job_id": id })).await;
+    let job = crate::factory::job_summary(&s.store, id).await?;
+    Ok((StatusCode::CREATED, Json(job)).into_response())
+}
+
+#[derive(Deserialize)]
+struct JobsQuery {
+    status: Option<String>,
+    page: Option<i64>,
+    per_page: Option<i64>,
+}
+
+async fn jobs(State(s): State<AppState>, Query(q): Query<JobsQuery>) -> ApiResult {
+    let status = match q.status.as_deref().filter(|st| !st.is_empty()) {
+        None => None,
+        Some(st) => Some(crate::store::JobStatus::parse(st).ok_or_else(|| {
+            let known = crate::store::JobStatus::ALL.map(|s| s.as_str()).join(", ");
+            ApiError::bad_request(format!("status {st:?} is not one of {known}"))
+        })?),
+    };
+    let page = q.page.unwrap_or(0).max(0);
+    let per_page = q.per_page.unwrap_or(50).clamp(1, 500);
+    let jobs = s.store.jobs(status, page, per_page).await?;
+    Ok(Json(json!({ "page": page, "per_page": per_page, "jobs": jobs })))
+}
+
+async fn job(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    Ok(Json(crate::factory::job_summary(&s.store, id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiscoverBody {
+    query: Option<String>,
+    max_plans: Option<u32>,
+}
+
+/// Runs the browser sources now; answers when the discovery is over, with what was planned and rejected.
+async fn discover(State(s): State<AppState>, body: Result<Json<DiscoverBody>, JsonRejection>) -> ApiResult {
+    let body = json_body(body, r#"{"query": TEXT, "max_plans": N}"#)?;
+    let max_plans = body.max_plans.unwrap_or(10);
+    if !(1..=500).contains(&max_plans) {
+        return Err(ApiError::bad_request(format!("max_plans {max_plans} is outside 1..=500")));
+    }
+    let query = body.query.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    let report = s
+        .handles
+        .curator
+        .discover(query, max_plans)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    Ok(Json(json!(report)))
+}
+
+#[derive(Deserialize)]
+struct PlansQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn plans(State(s): State<AppState>, Query(q): Query<PlansQuery>) -> ApiResult {
+    let status = match q.status.as_deref().filter(|st| !st.is_empty()) {
+        None => None,
+        Some(st) => Some(serde_json::from_value::<crate::store::PlanStatus>(json!(st)).map_err(|_| {
+            ApiError::bad_request(format!("status {st:?} is not one of pending, approved, rejected, queued, done, failed"))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    Ok(Json(json!({ "plans": s.store.plans(status, limit).await? })))
+}
+
+/// Sends a waiting plan to the factory.
+async fn approve_plan(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResult {
+    let plan = s.store.plan(id).await?;
+    if !matches!(plan.status, crate::store::PlanStatus::Pending | crate::store::PlanStatus::Approved) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("plan {id} is {}, only a pending plan can be approved", json!(plan.status).as_str().unwrap_or("?")),
+        ));
+    }
+    let job = crate::curator::queue_plan(&s.store, &s.handles.factory, id).await?;
+    s.store.event("http", None, "plan_approved", &format!("plan {id} ({}) approved: job {job}", plan.title), json!({ "plan_id": id, "job_id": job })).await;
+    Ok(Json(json!({ "plan_id": id, "job_id": job })))
 }

@@ -3,6 +3,7 @@
 
 mod api;
 pub mod origin;
+mod posters;
 
 use crate::config::Config;
 use crate::station::Handles;
@@ -28,5 +29,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
+        .merge(posters::router())
         .with_state(state)
 }

@@ -46,7 +46,7 @@ const X264_OPTIONS: &str = "scenecut=0:open-gop=0:stitchable=1";
 /// (fdkaacenc is not in Debian's main archive.)
 const AAC_ENCODER: &str = "avenc_aac";
 /// Every element an encode may use, with the Debian package that ships it, so a missing one is reported by name.
-const REQUIRED_ELEMENTS: [(&str, &str); 13] = [
+const REQUIRED_ELEMENTS: [(&str, &str); 14] = [
     ("x264enc", "gstreamer1.0-plugins-ugly"),
     (AAC_ENCODER, "gstreamer1.0-libav"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
@@ -59,6 +59,7 @@ const REQUIRED_ELEMENTS: [(&str, &str); 13] = [
     ("decodebin", "gstreamer1.0-plugins-base"),
     ("videoscale", "gstreamer1.0-plugins-base"),
     ("audiorate", "gstreamer1.0-plugins-base"),
+    ("rawaudioparse", "gstreamer1.0-plugins-bad"),
     ("appsink", "gstreamer1.0-plugins-base"),
 ];
 /// avenc_aac (FFmpeg's native AAC-LC encoder) starts every stream with one frame of priming samples and does not
@@ -235,6 +236,9 @@ impl TestPattern {
 pub enum Source {
     /// Any media file GStreamer can decode; it needs a video stream, audio is optional (silence otherwise).
     File(PathBuf),
+    /// The video of a media file with audio prepared aside (the factory's loudness pass): `pcm` is raw interleaved
+    /// F32LE stereo at 48 kHz whose sample 0 is at running time 0 of the file. The file's own audio is ignored.
+    FileWithPcm { path: PathBuf, pcm: PathBuf },
     /// A generated card: the pattern, the title burnt in, a running clock, and a sine tone at about −20 dBFS
     /// (`None` = silence). Used for the slate and the demo clips.
     TestCard { title: String, pattern: TestPattern, tone_hz: Option<f64>, duration: Duration },
@@ -244,7 +248,7 @@ impl Source {
     /// How errors name this source: `encode /x/y.mov` or `encode test card "Slate"`.
     fn describe(&self) -> String {
         match self {
-            Source::File(path) => format!("encode {}", path.display()),
+            Source::File(path) | Source::FileWithPcm { path, .. } => format!("encode {}", path.display()),
             Source::TestCard { title, .. } => format!("encode test card {title:?}"),
         }
     }
@@ -408,8 +412,15 @@ pub fn encode(
     let what = source.describe();
     require_elements(&what)?;
     hf.check(&what)?;
-    if let Source::File(path) = source {
-        std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
+    match source {
+        Source::File(path) => {
+            std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
+        }
+        Source::FileWithPcm { path, pcm } => {
+            std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
+            std::fs::metadata(pcm).map_err(|e| MediaError::io(&what, pcm, e))?;
+        }
+        Source::TestCard { .. } => {}
     }
     std::fs::create_dir_all(out_dir).map_err(|e| MediaError::io(&what, out_dir, e))?;
     let parts: Vec<PathBuf> = hf.rungs.iter().map(|r| out_dir.join(format!("{}.mp4.part", r.name))).collect();
@@ -481,7 +492,12 @@ fn run_encode(
     match source {
         Source::File(path) => {
             by_name("src")?.set_property("location", path.as_path());
-            link_decoder(&pipeline, &by_name("dec")?, &pad("vin", "sink")?, &pad("ain", "sink")?);
+            link_decoder(&pipeline, &by_name("dec")?, &pad("vin", "sink")?, Some(&pad("ain", "sink")?));
+        }
+        Source::FileWithPcm { path, pcm } => {
+            by_name("src")?.set_property("location", path.as_path());
+            by_name("pcm")?.set_property("location", pcm.as_path());
+            link_decoder(&pipeline, &by_name("dec")?, &pad("vin", "sink")?, None);
         }
         Source::TestCard { title, duration, .. } => {
             let canvas_h = hf.top_rung().map(|r| r.height).unwrap_or(1080);
@@ -540,11 +556,18 @@ fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaE
     let fps = hf.fps;
     let (video_head, audio_head) = match source {
         // deinterlace only acts on interlaced input; videoflip applies the rotation tag of phone videos.
-        Source::File(_) => (
+        Source::File(_) | Source::FileWithPcm { .. } => (
             "filesrc name=src ! decodebin name=dec \
              videoconvert name=vin ! deinterlace ! videoflip video-direction=auto ! "
                 .to_owned(),
-            "audioconvert name=ain ! ".to_owned(),
+            if matches!(source, Source::FileWithPcm { .. }) {
+                format!(
+                    "filesrc name=pcm ! rawaudioparse use-sink-caps=false format=pcm pcm-format=f32le \
+                     sample-rate={AUDIO_RATE} num-channels={AUDIO_CHANNELS} interleaved=true ! audioconvert name=ain ! "
+                )
+            } else {
+                "audioconvert name=ain ! ".to_owned()
+            },
         ),
         Source::TestCard { pattern, tone_hz, duration, .. } => {
             let canvas = hf.top_rung().ok_or_else(|| MediaError::Settings {
@@ -607,16 +630,17 @@ fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaE
 }
 
 /// Links decodebin's first raw video and first raw audio stream into the encoder; anything else goes to a fakesink.
-/// A file without audio gets a silent source instead; one without video is reported on the bus.
-fn link_decoder(pipeline: &gst::Pipeline, dec: &gst::Element, video_in: &gst::Pad, audio_in: &gst::Pad) {
+/// A file without audio gets a silent source instead; one without video is reported on the bus. With `audio_in`
+/// `None` the audio comes from elsewhere and every decoded audio stream is discarded.
+fn link_decoder(pipeline: &gst::Pipeline, dec: &gst::Element, video_in: &gst::Pad, audio_in: Option<&gst::Pad>) {
     let weak = pipeline.downgrade();
-    let (video, audio) = (video_in.clone(), audio_in.clone());
+    let (video, audio) = (video_in.clone(), audio_in.cloned());
     dec.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak.upgrade() else { return };
         let kind = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.name().to_string())).unwrap_or_default();
         let target = match kind.as_str() {
             "video/x-raw" if !video.is_linked() => Some(&video),
-            "audio/x-raw" if !audio.is_linked() => Some(&audio),
+            "audio/x-raw" => audio.as_ref().filter(|a| !a.is_linked()),
             _ => None,
         };
         let linked = target.is_some_and(|t| pad.link(t).is_ok());
@@ -625,7 +649,7 @@ fn link_decoder(pipeline: &gst::Pipeline, dec: &gst::Element, video_in: &gst::Pa
         }
     });
     let weak = pipeline.downgrade();
-    let (video_in, audio_in) = (video_in.clone(), audio_in.clone());
+    let (video_in, audio_in) = (video_in.clone(), audio_in.cloned());
     dec.connect_no_more_pads(move |dec| {
         let Some(pipeline) = weak.upgrade() else { return };
         if !video_in.is_linked() {
@@ -633,8 +657,8 @@ fn link_decoder(pipeline: &gst::Pipeline, dec: &gst::Element, video_in: &gst::Pa
             let _ = dec.post_message(msg);
             return;
         }
-        if !audio_in.is_linked() {
-            add_silence(&pipeline, &audio_in);
+        if let Some(audio_in) = audio_in.as_ref().filter(|a| !a.is_linked()) {
+            add_silence(&pipeline, audio_in);
         }
     });
 }

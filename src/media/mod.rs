@@ -1,8 +1,11 @@
-//! GStreamer pipelines: the house format and its encoder, the playout pre-scan, and the silent AAC frame.
-//! Everything that builds a media pipeline outside the broadcaster's remux lives here.
+//! GStreamer pipelines: the house format and its encoder, the playout pre-scan, the silent AAC frame, and the
+//! factory's measurements (EBU R128 loudness, the VMAF gate). Everything that builds a media pipeline outside the
+//! broadcaster's remux lives here.
 
 pub mod house_format;
+pub mod loudness;
 pub mod scan;
 pub mod silence;
+pub mod vmaf;
 
 pub use house_format::MediaError;

@@ -221,3 +221,58 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// The asset made from these source bytes, if any (whatever its status).
+    pub async fn asset_by_sha256(&self, sha256: &str) -> Result<Option<Asset>> {
+        Ok(sqlx::query_as("SELECT * FROM assets WHERE sha256 = ?").bind(sha256).fetch_optional(&self.pool).await?)
+    }
+
+    /// Lets the same content be ingested again after its asset was evicted or found bad.
+    pub async fn forget_asset_source(&self, id: AssetId) -> Result<()> {
+        sqlx::query("UPDATE assets SET sha256 = NULL WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Bytes of every rendition of assets still on disk (ready or bad, not evicted), slates included.
+    pub async fn assets_bytes(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COALESCE(SUM(r.size_bytes), 0) FROM renditions r JOIN assets a ON a.id = r.asset_id
+             WHERE a.status != 'evicted'",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Programmes and demo clips that may be evicted to free space: not scheduled or on air anywhere, least recently
+    /// aired first (never aired counts from when it was made), with their size.
+    pub async fn eviction_candidates(&self, limit: i64) -> Result<Vec<(Asset, i64)>> {
+        let rows: Vec<EvictionRow> = sqlx::query_as(
+            "SELECT a.*, (SELECT COALESCE(SUM(size_bytes), 0) FROM renditions r WHERE r.asset_id = a.id) AS bytes
+             FROM assets a
+             WHERE a.status != 'evicted' AND a.kind IN ('programme', 'demo')
+               AND NOT EXISTS (SELECT 1 FROM schedule s WHERE s.asset_id = a.id AND s.status IN ('scheduled', 'airing'))
+             ORDER BY COALESCE(a.last_aired_ms, a.created_ms), a.id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.asset, r.bytes)).collect())
+    }
+
+    /// Records that an asset's files were deleted to free space.
+    pub async fn mark_asset_evicted(&self, id: AssetId) -> Result<()> {
+        sqlx::query("UPDATE assets SET status = 'evicted', emergency = 0 WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EvictionRow {
+    #[sqlx(flatten)]
+    asset: Asset,
+    bytes: i64,
+}

@@ -134,4 +134,109 @@ impl Store {
     pub async fn job_counts(&self) -> Result<Vec<(JobStatus, i64)>> {
         Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await?)
     }
+
+    /// Takes the next runnable job (highest priority, then oldest; retries only once their back-off is over) and
+    /// moves it to `first` in the same statement, so two workers can never claim the same job.
+    pub async fn claim_job(&self, first: JobStatus) -> Result<Option<Job>> {
+        let now = now_ms();
+        Ok(sqlx::query_as(
+            "UPDATE jobs SET status = ?1, progress = 0, speed = NULL, updated_ms = ?2
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
+                         ORDER BY priority DESC, id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(first)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Moves a job to another working stage.
+    pub async fn set_job_stage(&self, id: i64, status: JobStatus) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = ?, progress = 0, speed = NULL, updated_ms = ? WHERE id = ?")
+            .bind(status)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_job_progress(&self, id: i64, progress: f64, speed: Option<f64>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET progress = ?, speed = ?, updated_ms = ? WHERE id = ?")
+            .bind(progress.clamp(0.0, 1.0))
+            .bind(speed)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a job: `ready` (with its asset), `rejected` or `failed` (with the reason).
+    pub async fn finish_job(
+        &self,
+        id: i64,
+        status: JobStatus,
+        reason: Option<&str>,
+        asset: Option<super::AssetId>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = ?, reason = ?, asset_id = ?, progress = CASE WHEN ? = 'ready' THEN 1 ELSE progress END,
+                 next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(reason)
+        .bind(asset)
+        .bind(status)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Puts a failed attempt back in the queue, to run again at `next_attempt_ms`.
+    pub async fn retry_job(&self, id: i64, reason: &str, next_attempt_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', reason = ?, attempts = attempts + 1, next_attempt_ms = ?, progress = 0,
+                 speed = NULL, updated_ms = ? WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(next_attempt_ms)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start: every job a worker owned when the process stopped goes back to the queue (it restarts from its
+    /// first stage; a partial download is resumed). Returns the ids.
+    pub async fn requeue_in_flight_jobs(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE jobs SET status = 'queued', progress = 0, speed = NULL, updated_ms = ?
+             WHERE status IN ('downloading', 'probing', 'normalizing', 'gating') RETURNING id",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Ids of jobs not yet finished (queued or in a working stage).
+    pub async fn unfinished_job_ids(&self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE status IN ('queued', 'downloading', 'probing', 'normalizing', 'gating')",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Is `input` already the input of a job (of any status)? Used by the inbox so a file is taken once.
+    pub async fn job_for_input(&self, input: &str) -> Result<Option<Job>> {
+        Ok(sqlx::query_as("SELECT * FROM jobs WHERE input = ? ORDER BY id DESC LIMIT 1")
+            .bind(input)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
 }

@@ -100,4 +100,27 @@ impl Store {
             .fetch_all(&self.pool)
             .await?)
     }
+
+    pub async fn plan(&self, id: i64) -> Result<Plan> {
+        sqlx::query_as("SELECT * FROM plans WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| super::StoreError::NotFound(format!("plan {id}")))
+    }
+
+    pub async fn set_plan_status(&self, id: i64, status: PlanStatus) -> Result<()> {
+        sqlx::query("UPDATE plans SET status = ?, updated_ms = ? WHERE id = ?")
+            .bind(status)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The plan for a canonical key (planned or rejected before), if any.
+    pub async fn plan_by_key(&self, key: &str) -> Result<Option<Plan>> {
+        Ok(sqlx::query_as("SELECT * FROM plans WHERE canonical_key = ?").bind(key).fetch_optional(&self.pool).await?)
+    }
 }

@@ -24,6 +24,7 @@ pub fn token_from_default_file() -> Option<String> {
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Client {
         let http = reqwest::blocking::Client::builder()
+            .user_agent(concat!("vvtvctl/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()
@@ -37,6 +38,11 @@ impl Client {
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         self.send(self.http.post(self.url(path)).json(body))
+    }
+
+    /// A POST that may take minutes (a discovery run).
+    pub fn post_slow(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.send(self.http.post(self.url(path)).json(body).timeout(Duration::from_secs(30 * 60)))
     }
 
     pub fn put(&self, path: &str, body: &Value) -> Result<Value, Failure> {

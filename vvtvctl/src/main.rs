@@ -2,6 +2,7 @@
 //! Exit codes: 0 success, 1 the daemon refused or failed the request, 2 the daemon cannot be reached.
 
 mod client;
+mod ingest;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,40 @@ enum Command {
         #[command(subcommand)]
         action: AssetsAction,
     },
+    /// Queue a media file or URL for the factory (probe, normalize, quality gate) and follow it.
+    Ingest {
+        /// A local file (read by the daemon, so on its machine) or an http(s) URL.
+        input: String,
+        #[arg(long)]
+        title: Option<String>,
+        /// Higher runs first.
+        #[arg(long, default_value_t = 0)]
+        priority: i64,
+        /// URL that gets a POST with the outcome when the job ends.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Follow the job with a progress bar until it ends; exit 1 if it is rejected or fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Run the browser sources now and print what was planned and rejected, with reasons.
+    Discover {
+        /// Search query for sources with a search URL.
+        #[arg(long)]
+        query: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        max_plans: u32,
+    },
+    /// Candidates found by the curator, with scores and reasons.
+    Plans {
+        #[command(subcommand)]
+        action: PlansAction,
+    },
+    /// Ingest jobs and their progress.
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
     /// Rules that can change at run time.
     BusinessLogic {
         #[command(subcommand)]
@@ -95,6 +130,33 @@ enum StreamingAction {
         reason: String,
         #[arg(long, default_value = "main")]
         channel: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlansAction {
+    List {
+        /// pending, approved, rejected, queued, done or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Send a waiting plan to the factory.
+    Approve { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    List {
+        /// queued, downloading, probing, normalizing, gating, ready, rejected or failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        page: u32,
+    },
+    Show {
+        id: i64,
     },
 }
 
@@ -148,6 +210,44 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Assets { action: AssetsAction::Emergency { id, state } } => {
             client.put(&format!("/api/v1/assets/{id}/emergency"), &serde_json::json!({ "emergency": state == "on" }))?
         }
+        Command::Ingest { input, title, priority, webhook, wait } => {
+            let mut body = serde_json::json!({ "priority": priority, "title": title, "webhook": webhook });
+            if input.starts_with("http://") || input.starts_with("https://") {
+                body["url"] = Value::String(input.clone());
+            } else {
+                let path = std::path::absolute(input).map_err(|e| Failure::Refused(format!("{input}: {e}")))?;
+                if let Err(e) = std::fs::metadata(&path) {
+                    return Err(Failure::Refused(format!("{}: {e}", path.display())));
+                }
+                body["path"] = Value::String(path.to_string_lossy().into_owned());
+            }
+            let job = client.post("/api/v1/ingest", &body)?;
+            if *wait {
+                return ingest::follow(client, &job, cli.json);
+            }
+            job
+        }
+        Command::Discover { query, max_plans } => {
+            client.post_slow("/api/v1/discover", &serde_json::json!({ "query": query, "max_plans": max_plans }))?
+        }
+        Command::Plans { action: PlansAction::List { status, limit } } => {
+            let mut path = format!("/api/v1/plans?limit={limit}");
+            if let Some(st) = status {
+                path.push_str(&format!("&status={st}"));
+            }
+            client.get(&path)?
+        }
+        Command::Plans { action: PlansAction::Approve { id } } => {
+            client.post(&format!("/api/v1/plans/{id}/approve"), &serde_json::json!({}))?
+        }
+        Command::Jobs { action: JobsAction::List { status, page } } => {
+            let mut path = format!("/api/v1/jobs?page={page}");
+            if let Some(st) = status {
+                path.push_str(&format!("&status={st}"));
+            }
+            client.get(&path)?
+        }
+        Command::Jobs { action: JobsAction::Show { id } } => client.get(&format!("/api/v1/jobs/{id}"))?,
         Command::BusinessLogic { action: BusinessLogicAction::Show } => client.get("/api/v1/business-logic")?,
         Command::BusinessLogic { action: BusinessLogicAction::Set { pairs } } => {
             let mut body = serde_json::Map::new();
@@ -173,6 +273,16 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Assets { action: AssetsAction::List { .. } } => print_assets(&answer["assets"]),
         Command::Assets { action: AssetsAction::Emergency { .. } } => print_assets(&Value::Array(vec![answer.clone()])),
         Command::Streaming { action: StreamingAction::Emergency { .. } } => println!("{}", text(&answer["message"])),
+        Command::Ingest { .. } => {
+            println!("job {} queued: {} (follow it with: vvtvctl jobs show {})", text(&answer["id"]), text(&answer["input"]), text(&answer["id"]))
+        }
+        Command::Jobs { action: JobsAction::List { .. } } => print_jobs(&answer["jobs"]),
+        Command::Discover { .. } => print_discovery(&answer),
+        Command::Plans { action: PlansAction::List { .. } } => print_plans(&answer["plans"]),
+        Command::Plans { action: PlansAction::Approve { .. } } => {
+            println!("plan {} approved: job {}", text(&answer["plan_id"]), text(&answer["job_id"]))
+        }
+        Command::Jobs { action: JobsAction::Show { .. } } => ingest::print_job(&answer),
     }
     Ok(())
 }
@@ -284,6 +394,62 @@ fn print_assets(list: &Value) {
         ]
     });
     table::print(&["ID", "KIND", "STATUS", "EMERGENCY", "LENGTH", "TITLE"], &rows);
+}
+
+fn print_jobs(list: &Value) {
+    let rows: Vec<Vec<String>> = rows(list, |j| {
+        vec![
+            text(&j["id"]),
+            text(&j["status"]),
+            format!("{:.0}%", j["progress"].as_f64().unwrap_or(0.0) * 100.0),
+            text(&j["origin"]),
+            text(&j["asset_id"]),
+            text(&j["input"]),
+            text(&j["reason"]),
+        ]
+    });
+    table::print(&["ID", "STATUS", "PROGRESS", "FROM", "ASSET", "INPUT", "REASON"], &rows);
+}
+
+fn print_discovery(r: &Value) {
+    println!("planned:");
+    let planned = rows(&r["planned"], |p| {
+        vec![
+            text(&p["plan_id"]),
+            format!("{:.2}", p["score"].as_f64().unwrap_or(0.0)),
+            text(&p["scorer"]),
+            text(&p["status"]),
+            text(&p["title"]),
+            text(&p["media_url"]),
+        ]
+    });
+    table::print(&["PLAN", "SCORE", "SCORER", "STATUS", "TITLE", "MEDIA"], &planned);
+    println!("rejected:");
+    let rejected = rows(&r["rejected"], |x| vec![text(&x["url"]), text(&x["reason"])]);
+    table::print(&["URL", "REASON"], &rejected);
+    let skipped = rows(&r["skipped"], |x| vec![text(&x["url"]), text(&x["reason"])]);
+    if !skipped.is_empty() {
+        println!("pages not visited:");
+        table::print(&["URL", "REASON"], &skipped);
+    }
+    for e in r["errors"].as_array().into_iter().flatten() {
+        println!("error: {}", text(e));
+    }
+}
+
+fn print_plans(list: &Value) {
+    let rows: Vec<Vec<String>> = rows(list, |p| {
+        vec![
+            text(&p["id"]),
+            text(&p["status"]),
+            p["score"].as_f64().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()),
+            text(&p["scorer"]),
+            text(&p["license"]),
+            text(&p["title"]),
+            text(&p["reasons"]),
+        ]
+    });
+    table::print(&["ID", "STATUS", "SCORE", "SCORER", "LICENSE", "TITLE", "REASONS"], &rows);
 }
 
 fn print_rules(r: &Value) {
