@@ -2288,9 +2288,6 @@ mod tests {
         let started = std::time::Instant::now();
         let crawl = browser.crawl(&spec, &robots).await.expect("crawl runs");
         eprintln!("crawl of {} pages took {:.1} s", crawl.pages.len(), started.elapsed().as_secs_f64());
-        for (at, path) in site.requests() {
-            eprintln!("  {:>6.3} s  {path}", (at - started).as_secs_f64());
-        }
         eprintln!("{}", serde_json::to_string_pretty(&crawl).expect("json"));
 
         let by_media = |name: &str| {
