@@ -435,7 +435,6 @@ impl Llm {
     async fn ask(&self, style: &Style, c: &CandidateInfo) -> Result<Answer, LlmError> {
         let (system, user) = prompt(style, c);
         let first = self.complete(&system, &user).await?;
-        eprintln!("FIRST: {first}");
         let problem = match parse_answer(&first) {
             Ok(answer) => return Ok(answer),
             Err(problem) => problem,
