@@ -835,7 +835,7 @@ fn stem(word: &str) -> String {
     }
 }
 
-/// Brings a license as pages write it ("CC BY-SA 4.0", "https://creativecommons.org/licenses/by/4.0/",
+/// Brings a license as pages write it ("CC BY-SA 4.0", `https://creativecommons.org/licenses/by/4.0/`,
 /// "Creative Commons Attribution", "CC0 1.0 Universal", "Public Domain") to the short form the allowlist uses
 /// ("cc-by-sa", "cc-by", "cc-by", "cc0", "public-domain"). Versions are dropped, so "cc-by" admits every version,
 /// while "cc-by-sa" and "cc-by-nc" stay different licenses. Unrecognised text comes back lowercased and dashed.
