@@ -25,7 +25,12 @@ fn main() {
     }
     let config = Config::default();
     let hf = HouseFormat::from_config(&config.house_format);
-    println!("bench-factory: {seconds} s 1080p30 source → {} rungs, preset {}, work dir {}", hf.rungs.len(), hf.x264_preset, dir.display());
+    println!(
+        "bench-factory: {seconds} s 1080p30 source → {} rungs, preset {}, work dir {}",
+        hf.rungs.len(),
+        hf.x264_preset,
+        dir.display()
+    );
 
     let source = dir.join("source.mp4");
     let t = Instant::now();
@@ -60,8 +65,9 @@ fn main() {
 
     // 2. The house encode (one decode, four rungs).
     let t = Instant::now();
-    let encoded = house_format::encode(&hf, &Source::FileWithPcm { path: source.clone(), pcm: norm }, &dir.join("vvtv"), &|_| {})
-        .expect("encode");
+    let encoded =
+        house_format::encode(&hf, &Source::FileWithPcm { path: source.clone(), pcm: norm }, &dir.join("vvtv"), &|_| {})
+            .expect("encode");
     let encode = t.elapsed();
 
     // 3. VMAF gate at the configured subsampling.
@@ -79,9 +85,29 @@ fn main() {
 
     let s = |d: Duration| d.as_secs_f64();
     let transcode = s(loud) + s(encode);
-    println!("loudness pass: {:.1} s ({:.1}x real time) — {:.1} LUFS → gain {:+.1} dB, limited: {}", s(loud), seconds as f64 / s(loud), n.before.map(|l| l.integrated_lufs).unwrap_or(f64::NAN), n.gain_db, n.limited);
-    println!("house encode:  {:.1} s ({:.2}x real time), {} frames", s(encode), seconds as f64 / s(encode), encoded.video_frames);
-    println!("VMAF gate:     {:.1} s (subsample {}), mean {:.1} min {:.1} p5 {:.1} over {} frames", s(gate), config.factory.vmaf_subsample, score.mean, score.min, score.p5, score.frames);
+    println!(
+        "loudness pass: {:.1} s ({:.1}x real time) — {:.1} LUFS → gain {:+.1} dB, limited: {}",
+        s(loud),
+        seconds as f64 / s(loud),
+        n.before.map(|l| l.integrated_lufs).unwrap_or(f64::NAN),
+        n.gain_db,
+        n.limited
+    );
+    println!(
+        "house encode:  {:.1} s ({:.2}x real time), {} frames",
+        s(encode),
+        seconds as f64 / s(encode),
+        encoded.video_frames
+    );
+    println!(
+        "VMAF gate:     {:.1} s (subsample {}), mean {:.1} min {:.1} p5 {:.1} over {} frames",
+        s(gate),
+        config.factory.vmaf_subsample,
+        score.mean,
+        score.min,
+        score.p5,
+        score.frames
+    );
     println!("ffmpeg CLI:    {:.1} s ({:.2}x real time)", s(ffmpeg), seconds as f64 / s(ffmpeg));
     println!(
         "RESULT encode/ffmpeg = {:.2} (goal ≤ 1.1); VMAF gate = {:.0} % of transcode (goal ≤ 25 %); loudness = {:.0} % of transcode; whole job {:.2}x real time",
@@ -116,7 +142,20 @@ fn ffmpeg_ladder(hf: &HouseFormat, source: &Path, out: &Path) {
         cmd.args(["-map", &format!("[v{i}]"), "-map", "0:a:0"]);
         cmd.args(["-c:v", "libx264", "-preset", &hf.x264_preset, "-profile:v", "high", "-crf", &CRF.to_string()]);
         cmd.args(["-maxrate", &format!("{kbps}k"), "-bufsize", &format!("{}k", kbps * VBV_BUFFER_MS / 1000)]);
-        cmd.args(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0", "-bf", "2", "-b_strategy", "0", "-flags", "+cgop"]);
+        cmd.args([
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-sc_threshold",
+            "0",
+            "-bf",
+            "2",
+            "-b_strategy",
+            "0",
+            "-flags",
+            "+cgop",
+        ]);
         cmd.args(["-c:a", "aac", "-b:a", &format!("{}k", hf.audio_kbps), "-ar", "48000", "-ac", "2"]);
         cmd.arg(out.join(format!("{}.mp4", r.name)));
     }

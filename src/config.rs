@@ -523,7 +523,10 @@ impl Config {
                         return Err(invalid(&key("start_urls"), format!("{u:?} is not an http(s) URL")));
                     }
                     if let Some(t) = src.search_url.as_deref().filter(|t| !is_http(t) || !t.contains("{query}")) {
-                        return Err(invalid(&key("search_url"), format!("{t:?} must be an http(s) URL containing {{query}}")));
+                        return Err(invalid(
+                            &key("search_url"),
+                            format!("{t:?} must be an http(s) URL containing {{query}}"),
+                        ));
                     }
                 }
                 SourceKind::Feed => {

@@ -43,12 +43,8 @@ fn clip(out: &Path, video: &str, audio: Option<&str>, fps: u32) {
 }
 
 fn ffprobe(path: &Path, args: &[&str]) -> Value {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-of", "json"])
-        .args(args)
-        .arg(path)
-        .output()
-        .expect("ffprobe");
+    let out =
+        Command::new("ffprobe").args(["-v", "error", "-of", "json"]).args(args).arg(path).output().expect("ffprobe");
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
@@ -302,7 +298,8 @@ fn odd_inputs_end_ready_or_rejected_with_a_reason_while_the_channel_plays() {
     // The channel kept playing, and nothing is left in the work folder.
     let streaming = d.api_get("/api/v1/channels/main/streaming");
     assert_eq!(streaming["gaps_detected"], 0, "{streaming}");
-    let leftovers: Vec<_> = std::fs::read_dir(d.data_dir().join("work")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(d.data_dir().join("work")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(leftovers.is_empty(), "work files left: {leftovers:?}");
     // The poster of a ready asset is a JPEG; an unknown one answers a stand-in, not an error.
     for path in [format!("/posters/{}.jpg", job_asset(&d)), "/posters/999999_thumb.jpg".into()] {
@@ -357,10 +354,8 @@ fn inbox_files_become_jobs_and_a_restart_finishes_unfinished_work() {
     check_ready(&job, "inbox after restart");
     assert!(inbox.join("done/drop.mp4").exists(), "inbox file not moved to done/");
     let events = d.api_get("/api/v1/events?limit=200");
-    assert!(
-        events["events"].as_array().unwrap().iter().any(|e| e["kind"] == "jobs_requeued"),
-        "no requeue event"
-    );
-    let leftovers: Vec<_> = std::fs::read_dir(d.data_dir().join("work")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["kind"] == "jobs_requeued"), "no requeue event");
+    let leftovers: Vec<_> =
+        std::fs::read_dir(d.data_dir().join("work")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(leftovers.is_empty(), "work files left: {leftovers:?}");
 }

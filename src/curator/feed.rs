@@ -35,7 +35,8 @@ pub fn parse(url: &str, body: &[u8]) -> Result<Vec<Found>, String> {
         for m in &entry.media {
             for c in &m.content {
                 let Some(u) = c.url.as_ref().map(|u| String::from(u.as_str())) else { continue };
-                let is_video = c.content_type.as_ref().is_some_and(|t| t.to_string().starts_with("video/")) || is_video_url(&u);
+                let is_video =
+                    c.content_type.as_ref().is_some_and(|t| t.to_string().starts_with("video/")) || is_video_url(&u);
                 if is_video {
                     let d = c.duration.or(m.duration).map(|d| d.as_secs_f64());
                     media.push((u, d));
@@ -99,7 +100,8 @@ fn is_video_url(u: &str) -> bool {
 /// `dc:rights`), one per `<item>`/`<entry>` in document order.
 fn raw_item_licenses(xml: &str) -> Vec<Option<String>> {
     let lower = xml.to_lowercase();
-    let mut starts: Vec<usize> = lower.match_indices("<item").chain(lower.match_indices("<entry")).map(|(i, _)| i).collect();
+    let mut starts: Vec<usize> =
+        lower.match_indices("<item").chain(lower.match_indices("<entry")).map(|(i, _)| i).collect();
     starts.sort();
     starts
         .iter()
@@ -108,15 +110,20 @@ fn raw_item_licenses(xml: &str) -> Vec<Option<String>> {
             let end = starts.get(n + 1).copied().unwrap_or(lower.len());
             let chunk = &xml[start..end];
             let chunk_lower = &lower[start..end];
-            ["creativecommons:license", "cc:license", "media:license", "dc:rights", "dcterms:license"].iter().find_map(|tag| {
-                let at = chunk_lower.find(&format!("<{tag}"))?;
-                let rest = &chunk[at..];
-                let close = rest.find('>')?;
-                let (open, after) = rest.split_at(close);
-                let href = open.split("href=").nth(1).map(|h| h.trim_start_matches(['"', '\'']).split(['"', '\'']).next().unwrap_or(""));
-                let text = after[1..].split('<').next().unwrap_or("");
-                href.and_then(normalize_license).or_else(|| normalize_license(text.trim()))
-            })
+            ["creativecommons:license", "cc:license", "media:license", "dc:rights", "dcterms:license"].iter().find_map(
+                |tag| {
+                    let at = chunk_lower.find(&format!("<{tag}"))?;
+                    let rest = &chunk[at..];
+                    let close = rest.find('>')?;
+                    let (open, after) = rest.split_at(close);
+                    let href = open
+                        .split("href=")
+                        .nth(1)
+                        .map(|h| h.trim_start_matches(['"', '\'']).split(['"', '\'']).next().unwrap_or(""));
+                    let text = after[1..].split('<').next().unwrap_or("");
+                    href.and_then(normalize_license).or_else(|| normalize_license(text.trim()))
+                },
+            )
         })
         .collect()
 }
@@ -160,7 +167,14 @@ mod tests {
     fn rss_items_with_video_become_candidates_with_their_licenses() {
         let found = parse("https://films.example/feed.xml", RSS.as_bytes()).unwrap();
         let urls: Vec<&str> = found.iter().map(|f| f.media_url.as_str()).collect();
-        assert_eq!(urls, ["https://cdn.films.example/forest.mp4", "https://cdn.films.example/ocean.webm", "https://cdn.films.example/x.mp4"]);
+        assert_eq!(
+            urls,
+            [
+                "https://cdn.films.example/forest.mp4",
+                "https://cdn.films.example/ocean.webm",
+                "https://cdn.films.example/x.mp4"
+            ]
+        );
         assert_eq!(found[0].title, "Forest at dawn");
         assert_eq!(found[0].page_url, "https://films.example/forest");
         assert_eq!(found[0].description, "A calm nature film.");
@@ -178,7 +192,10 @@ mod tests {
 <link rel="enclosure" type="video/mp4" href="https://a.example/reef.mp4"/><link rel="license" href="https://creativecommons.org/licenses/by-sa/4.0/"/></entry></feed>"#;
         let found = parse("https://a.example/atom", atom.as_bytes()).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].media_url.as_str(), found[0].license.as_deref()), ("https://a.example/reef.mp4", Some("cc-by-sa")));
+        assert_eq!(
+            (found[0].media_url.as_str(), found[0].license.as_deref()),
+            ("https://a.example/reef.mp4", Some("cc-by-sa"))
+        );
         let json = r#"{"version":"https://jsonfeed.org/version/1.1","title":"j","items":[{"id":"1","title":"Hills","url":"https://j.example/hills",
 "attachments":[{"url":"https://j.example/hills.mp4","mime_type":"video/mp4"}]}]}"#;
         let found = parse("https://j.example/feed.json", json.as_bytes()).unwrap();

@@ -326,7 +326,13 @@ impl Curator {
     }
 
     /// A web candidate: dedupe, license, play-before-download, score. True when a plan was made (not rejected).
-    async fn evaluate_web(&self, src: &SourceConfig, f: Found, report: &mut Report, browser: &mut Option<Browser>) -> bool {
+    async fn evaluate_web(
+        &self,
+        src: &SourceConfig,
+        f: Found,
+        report: &mut Report,
+        browser: &mut Option<Browser>,
+    ) -> bool {
         let key = canonical_url(&f.media_url);
         if self.known(&key).await {
             return false;
@@ -610,7 +616,10 @@ mod tests {
         let a = canonical_url("HTTP://Example.ORG:80/v/clip.mp4?b=2&a=1&utm_source=x#t=10");
         assert_eq!(a, "http://example.org/v/clip.mp4?a=1&b=2");
         assert_eq!(canonical_url("https://example.org/v/clip.mp4#x"), "https://example.org/v/clip.mp4");
-        assert_ne!(canonical_url("https://example.org/v/clip.mp4?id=1"), canonical_url("https://example.org/v/clip.mp4?id=2"));
+        assert_ne!(
+            canonical_url("https://example.org/v/clip.mp4?id=1"),
+            canonical_url("https://example.org/v/clip.mp4?id=2")
+        );
     }
 
     #[test]

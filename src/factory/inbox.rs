@@ -58,8 +58,7 @@ impl Inbox {
 
 /// Has a job already been made from this file (since it was last modified)?
 async fn taken(store: &Store, path: &Path, modified: SystemTime) -> bool {
-    let modified_ms =
-        modified.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
+    let modified_ms = modified.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
     match store.job_for_input(&path.to_string_lossy()).await {
         Ok(Some(job)) => job.created_ms >= modified_ms,
         Ok(None) => false,

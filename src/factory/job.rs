@@ -152,7 +152,8 @@ impl Workshop {
         let sniff_path = path.clone();
         let checked = tokio::task::spawn_blocking(move || -> Result<String, DownloadError> {
             download::sniff(&sniff_path)?;
-            download::sha256_file(&sniff_path).map_err(|e| DownloadError::Io { what: sniff_path.display().to_string(), source: e })
+            download::sha256_file(&sniff_path)
+                .map_err(|e| DownloadError::Io { what: sniff_path.display().to_string(), source: e })
         })
         .await;
         match checked {
@@ -225,12 +226,15 @@ impl Workshop {
                     let loud_off = target - got.integrated_lufs;
                     let peak_over = got.true_peak_dbtp - limit;
                     let reachable = (prepared.integrated_lufs - aim).abs() < LOUDNESS_TOLERANCE_LU;
-                    (reachable && (loud_off.abs() > LOUDNESS_TOLERANCE_LU || peak_over > 0.0)).then_some((loud_off, peak_over))
+                    (reachable && (loud_off.abs() > LOUDNESS_TOLERANCE_LU || peak_over > 0.0))
+                        .then_some((loud_off, peak_over))
                 });
                 match miss {
                     Some((loud_off, peak_over)) if round < MAX_AUDIO_ROUNDS => {
                         tracing::info!(
-                            round, loud_off, peak_over,
+                            round,
+                            loud_off,
+                            peak_over,
                             "rendition audio missed the target or the peak limit; preparing it again"
                         );
                         aim += loud_off;

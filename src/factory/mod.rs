@@ -231,7 +231,12 @@ impl Factory {
                 let wait = RETRY_BASE * 4u32.pow(job.attempts.clamp(0, 8) as u32);
                 let at = crate::store::now_ms() + wait.as_millis() as i64;
                 let _ = store.retry_job(job.id, error, at).await;
-                let message = format!("job {}: attempt {} failed, retrying in {} s: {error}", job.id, job.attempts + 1, wait.as_secs());
+                let message = format!(
+                    "job {}: attempt {} failed, retrying in {} s: {error}",
+                    job.id,
+                    job.attempts + 1,
+                    wait.as_secs()
+                );
                 store.event("factory", None, "job_retry", &message, serde_json::json!({ "job_id": job.id })).await;
                 return;
             }
@@ -275,8 +280,11 @@ impl Factory {
         match disk::enforce_quota(&store, quota).await {
             Ok((evicted, used)) => {
                 for (id, title) in &evicted {
-                    let message = format!("evicted asset {id} ({title}) to keep the library within {} GB", f.assets_quota_gb);
-                    store.event("factory", None, "asset_evicted", &message, serde_json::json!({ "asset_id": id })).await;
+                    let message =
+                        format!("evicted asset {id} ({title}) to keep the library within {} GB", f.assets_quota_gb);
+                    store
+                        .event("factory", None, "asset_evicted", &message, serde_json::json!({ "asset_id": id }))
+                        .await;
                 }
                 if used > quota {
                     why = Some(format!(

@@ -120,7 +120,9 @@ fn preroll(pipeline: &gst::Pipeline, what: &str) -> Result<(), MediaError> {
     let timeout = gst::ClockTime::from_nseconds(TIMEOUT.as_nanos() as u64);
     match bus.timed_pop_filtered(timeout, &[gst::MessageType::AsyncDone, gst::MessageType::Error]) {
         Some(msg) => match msg.view() {
-            gst::MessageView::Error(err) => Err(failed(format!("{}: {}", err.src().map(|s| s.name().to_string()).unwrap_or_default(), err.error()))),
+            gst::MessageView::Error(err) => {
+                Err(failed(format!("{}: {}", err.src().map(|s| s.name().to_string()).unwrap_or_default(), err.error())))
+            }
             _ => Ok(()),
         },
         None => Err(failed(format!("no frame within {} s", TIMEOUT.as_secs()))),

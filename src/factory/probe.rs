@@ -56,9 +56,8 @@ pub fn probe(path: &Path, rules: &FactoryConfig) -> Result<Facts, ProbeError> {
 
 /// What the Discoverer finds, or why it cannot read the file.
 pub fn discover(path: &Path) -> Result<Facts, ProbeError> {
-    let size_bytes = std::fs::metadata(path)
-        .map_err(|e| ProbeError::Rejected(format!("cannot read the file: {e}")))?
-        .len();
+    let size_bytes =
+        std::fs::metadata(path).map_err(|e| ProbeError::Rejected(format!("cannot read the file: {e}")))?.len();
     if size_bytes == 0 {
         return Err(ProbeError::Rejected("the file is empty (0 bytes)".into()));
     }
@@ -75,7 +74,8 @@ pub fn discover(path: &Path) -> Result<Facts, ProbeError> {
     match info.result() {
         gst_pbutils::DiscovererResult::Ok => {}
         gst_pbutils::DiscovererResult::MissingPlugins => {
-            let missing = info.missing_elements_installer_details().iter().map(|d| describe_missing(d)).collect::<Vec<_>>();
+            let missing =
+                info.missing_elements_installer_details().iter().map(|d| describe_missing(d)).collect::<Vec<_>>();
             return Err(ProbeError::Rejected(format!(
                 "cannot be decoded here: no decoder for {}",
                 if missing.is_empty() { "one of its streams".into() } else { missing.join(", ") }

@@ -294,7 +294,8 @@ async fn ingest(
     headers: axum::http::HeaderMap,
     body: Result<Json<IngestBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    const SHAPE: &str = r#"{"url": URL} or {"path": FILE}, with optional "title", "priority" (higher first) and "webhook""#;
+    const SHAPE: &str =
+        r#"{"url": URL} or {"path": FILE}, with optional "title", "priority" (higher first) and "webhook""#;
     let body = json_body(body, SHAPE)?;
     let input = match (body.url.as_deref().map(str::trim), body.path.as_deref().map(str::trim)) {
         (Some(url), None) => {
@@ -307,7 +308,9 @@ async fn ingest(
         (None, Some(path)) => {
             let p = std::path::Path::new(path);
             if !p.is_absolute() {
-                return Err(ApiError::bad_request(format!("path {path:?} must be absolute (it is read by the daemon)")));
+                return Err(ApiError::bad_request(format!(
+                    "path {path:?} must be absolute (it is read by the daemon)"
+                )));
             }
             match std::fs::metadata(p) {
                 Ok(m) if m.is_file() => path.to_owned(),
@@ -324,7 +327,8 @@ async fn ingest(
         }
     }
     // vvtvctl names itself in its User-Agent; its jobs are recorded as the CLI's.
-    let from_cli = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("vvtvctl/"));
+    let from_cli =
+        headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).is_some_and(|ua| ua.starts_with("vvtvctl/"));
     let origin = if from_cli { crate::store::JobOrigin::Cli } else { crate::store::JobOrigin::Api };
     let new = crate::store::NewJob {
         plan_id: None,
@@ -335,7 +339,9 @@ async fn ingest(
         webhook_url: body.webhook,
     };
     let id = s.handles.factory.ingest(&s.store, new).await?;
-    s.store.event("http", None, "ingest", &format!("job {id}: ingest of {input} queued"), json!({ "job_id": id })).await;
+    s.store
+        .event("http", None, "ingest", &format!("job {id}: ingest of {input} queued"), json!({ "job_id": id }))
+        .await;
     let job = crate::factory::job_summary(&s.store, id).await?;
     Ok((StatusCode::CREATED, Json(job)).into_response())
 }
@@ -399,7 +405,9 @@ async fn plans(State(s): State<AppState>, Query(q): Query<PlansQuery>) -> ApiRes
     let status = match q.status.as_deref().filter(|st| !st.is_empty()) {
         None => None,
         Some(st) => Some(serde_json::from_value::<crate::store::PlanStatus>(json!(st)).map_err(|_| {
-            ApiError::bad_request(format!("status {st:?} is not one of pending, approved, rejected, queued, done, failed"))
+            ApiError::bad_request(format!(
+                "status {st:?} is not one of pending, approved, rejected, queued, done, failed"
+            ))
         })?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
@@ -416,6 +424,14 @@ async fn approve_plan(State(s): State<AppState>, Path(id): Path<i64>) -> ApiResu
         ));
     }
     let job = crate::curator::queue_plan(&s.store, &s.handles.factory, id).await?;
-    s.store.event("http", None, "plan_approved", &format!("plan {id} ({}) approved: job {job}", plan.title), json!({ "plan_id": id, "job_id": job })).await;
+    s.store
+        .event(
+            "http",
+            None,
+            "plan_approved",
+            &format!("plan {id} ({}) approved: job {job}", plan.title),
+            json!({ "plan_id": id, "job_id": job }),
+        )
+        .await;
     Ok(Json(json!({ "plan_id": id, "job_id": job })))
 }

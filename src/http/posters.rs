@@ -23,7 +23,11 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
     };
     let pick = |dir: &str| {
         let (p, t) = poster::poster_paths(std::path::Path::new(dir));
-        if thumb { t } else { p }
+        if thumb {
+            t
+        } else {
+            p
+        }
     };
     if let Ok(id) = id.parse::<i64>() {
         if let Ok(asset) = s.store.asset(AssetId(id)).await {
@@ -44,7 +48,8 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
     let bytes = match FALLBACK.get() {
         Some(b) => b.clone(),
         None => {
-            let made = tokio::task::spawn_blocking(poster::fallback_jpeg).await.ok().and_then(Result::ok).unwrap_or_default();
+            let made =
+                tokio::task::spawn_blocking(poster::fallback_jpeg).await.ok().and_then(Result::ok).unwrap_or_default();
             FALLBACK.get_or_init(|| made).clone()
         }
     };

@@ -76,7 +76,12 @@ pub fn print_job(job: &Value) {
         return;
     }
     let num = |v: &Value, digits: usize| v.as_f64().map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "-".into());
-    println!("  asset {}: {}  {:.1} s", text(&a["id"]), text(&a["title"]), a["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0);
+    println!(
+        "  asset {}: {}  {:.1} s",
+        text(&a["id"]),
+        text(&a["title"]),
+        a["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+    );
     println!(
         "  loudness {} -> {} LUFS  LRA {} LU  true peak {} dBTP",
         num(&a["loudness_in_lufs"], 1),
@@ -84,9 +89,21 @@ pub fn print_job(job: &Value) {
         num(&a["lra_lu"], 1),
         num(&a["true_peak_dbtp"], 1)
     );
-    println!("  VMAF mean {} min {} p5 {}", num(&a["vmaf"]["mean"], 1), num(&a["vmaf"]["min"], 1), num(&a["vmaf"]["p5"], 1));
+    println!(
+        "  VMAF mean {} min {} p5 {}",
+        num(&a["vmaf"]["mean"], 1),
+        num(&a["vmaf"]["min"], 1),
+        num(&a["vmaf"]["p5"], 1)
+    );
     for r in a["renditions"].as_array().into_iter().flatten() {
-        println!("  {:>6} {}x{} {} kbit/s  {}", text(&r["rung"]), text(&r["width"]), text(&r["height"]), text(&r["video_kbps"]), text(&r["path"]));
+        println!(
+            "  {:>6} {}x{} {} kbit/s  {}",
+            text(&r["rung"]),
+            text(&r["width"]),
+            text(&r["height"]),
+            text(&r["video_kbps"]),
+            text(&r["path"])
+        );
     }
     println!("  poster: {}", text(&a["poster"]));
 }

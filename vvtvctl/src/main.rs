@@ -274,7 +274,12 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Assets { action: AssetsAction::Emergency { .. } } => print_assets(&Value::Array(vec![answer.clone()])),
         Command::Streaming { action: StreamingAction::Emergency { .. } } => println!("{}", text(&answer["message"])),
         Command::Ingest { .. } => {
-            println!("job {} queued: {} (follow it with: vvtvctl jobs show {})", text(&answer["id"]), text(&answer["input"]), text(&answer["id"]))
+            println!(
+                "job {} queued: {} (follow it with: vvtvctl jobs show {})",
+                text(&answer["id"]),
+                text(&answer["input"]),
+                text(&answer["id"])
+            )
         }
         Command::Jobs { action: JobsAction::List { .. } } => print_jobs(&answer["jobs"]),
         Command::Discover { .. } => print_discovery(&answer),
