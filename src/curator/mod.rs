@@ -425,7 +425,7 @@ impl Curator {
                 ..Default::default()
             };
             let probe_path = path.clone();
-            let facts = tokio::task::spawn_blocking(move || crate::factory::probe::discover(&probe_path)).await;
+            let facts = tokio::task::spawn_blocking(move || crate::media::probe::discover(&probe_path)).await;
             let facts = match facts {
                 Ok(Ok(f)) => f,
                 Ok(Err(e)) => {

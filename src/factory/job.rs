@@ -7,10 +7,10 @@
 //! is moved into `assets/`, so a crash at any point leaves nothing half-made there.
 
 use super::download::{self, DownloadError, Limits};
-use super::poster;
-use super::probe::{self, Facts, ProbeError};
 use crate::config::Config;
 use crate::media::house_format::{self, HouseFormat, MediaError, Source};
+use crate::media::poster;
+use crate::media::probe::{self, Facts, ProbeError};
 use crate::media::{loudness, scan, vmaf};
 use crate::store::{AssetId, Job, JobStatus, NewAsset, NewRendition, Store};
 use std::path::{Path, PathBuf};

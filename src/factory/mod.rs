@@ -13,8 +13,6 @@ pub mod disk;
 pub mod download;
 mod inbox;
 pub mod job;
-pub mod poster;
-pub mod probe;
 pub mod produce;
 
 use crate::station::{Context, Shutdown};

@@ -24,7 +24,7 @@ pub async fn make_asset(
             .map(|r| r.path.clone())
             .ok_or_else(|| anyhow::anyhow!("no rendition written"))?;
         let scan = crate::media::scan::scan(&first)?;
-        if let Err(e) = crate::factory::poster::make_posters(&first, scan.duration(), &dir2) {
+        if let Err(e) = crate::media::poster::make_posters(&first, scan.duration(), &dir2) {
             tracing::warn!("no poster for {}: {e}", dir2.display());
         }
         Ok((encoded, scan))

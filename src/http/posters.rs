@@ -3,7 +3,7 @@
 //! page or EPG always has a picture.
 
 use super::AppState;
-use crate::factory::poster;
+use crate::media::poster;
 use crate::store::{AssetId, AssetKind};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};

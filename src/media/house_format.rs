@@ -664,7 +664,7 @@ fn link_decoder(pipeline: &gst::Pipeline, dec: &gst::Element, video_in: &gst::Pa
 }
 
 /// Sends a stream nobody wants to a fakesink, so the demuxer does not stop on "not linked".
-fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) {
+pub(crate) fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) {
     let Ok(sink) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
     else {
         return;

@@ -22,6 +22,7 @@
 //! libvmaf is reached through the raw `libvmaf-sys` bindings; the unsafe calls are confined to three small owners
 //! ([`Model`], [`Context`], [`Picture`]) that release what libvmaf allocated.
 
+use super::house_format::discard;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use libvmaf_sys as ffi;
@@ -475,20 +476,6 @@ fn link_first_stream(pipeline: &gst::Pipeline, demux: &gst::Element, input: &gst
             let _ = demux.post_message(msg);
         }
     });
-}
-
-/// Sends a stream nobody wants to a fakesink.
-fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) {
-    let Ok(sink) = gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
-    else {
-        return;
-    };
-    if pipeline.add(&sink).is_ok() {
-        if let Some(sink_pad) = sink.static_pad("sink") {
-            let _ = pad.link(&sink_pad);
-        }
-        let _ = sink.sync_state_with_parent();
-    }
 }
 
 // ----------------------------------------------------------------------------------------------------------------
