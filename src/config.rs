@@ -189,7 +189,9 @@ pub struct FactoryConfig {
     /// Drop folder watched for new media; empty means `data_dir/inbox`.
     pub inbox_dir: Option<PathBuf>,
     pub vmaf_min: f64,
-    /// Score every Nth frame for the VMAF gate.
+    /// Score every Nth frame for the VMAF gate. The default, 31, is about one frame a second and a prime: the scored
+    /// frames walk through every position of the GOP and of the B-frame pattern instead of landing on the same frame
+    /// types (a multiple of 3 would score only I- and P-frames, the best ones).
     pub vmaf_subsample: u32,
     pub min_height: u32,
     pub min_duration_seconds: u32,
@@ -208,7 +210,7 @@ impl Default for FactoryConfig {
             workers: 1,
             inbox_dir: None,
             vmaf_min: 85.0,
-            vmaf_subsample: 5,
+            vmaf_subsample: 31,
             min_height: 720,
             min_duration_seconds: 5,
             max_duration_seconds: 4 * 3600,

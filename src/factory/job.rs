@@ -177,6 +177,7 @@ impl Workshop {
         let (pcm, norm_pcm) = (work.join(format!("job-{}.pcm", job.id)), work.join(format!("job-{}.norm.pcm", job.id)));
         let dir = out_dir.clone();
         let seconds = facts.duration_s;
+        let subsample = self.config.factory.vmaf_subsample.max(1);
 
         let progress = Progress::new(&self.store, job.id);
         let reporter = progress.run();
@@ -196,6 +197,8 @@ impl Workshop {
             // error taken off and the asset encoded again.
             let (mut aim, mut ceiling) = (target, ceiling);
             let mut round = 0;
+            // The VMAF gate runs inside the first encode; a later round only changes the audio.
+            let mut vmaf = None;
             loop {
                 let loudness = match extracted {
                     Some(_) => Some(
@@ -209,11 +212,19 @@ impl Workshop {
                     None => Source::File(src.clone()),
                 };
                 let encode_started = Instant::now();
-                let encoded = house_format::encode(&hf, &source, &dir, &|p| {
+                let progress = |p: f64| {
                     let speed = seconds * p / encode_started.elapsed().as_secs_f64().max(0.1);
                     sink.set(0.05 + 0.95 * p, Some(speed));
-                })
-                .map_err(media_outcome)?;
+                };
+                let encoded = match vmaf {
+                    None => {
+                        let (encoded, score) = house_format::encode_scored(&hf, &source, &dir, subsample, &progress)
+                            .map_err(media_outcome)?;
+                        vmaf = Some(score);
+                        encoded
+                    }
+                    Some(_) => house_format::encode(&hf, &source, &dir, &progress).map_err(media_outcome)?,
+                };
                 let decoded = encoded.duration.as_secs_f64();
                 if seconds > 0.0 && decoded < seconds * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_S {
                     return Err(Outcome::Rejected(format!(
@@ -243,7 +254,8 @@ impl Workshop {
                     }
                     _ => {
                         let scan = scan::scan(&top.path).map_err(|e| Outcome::Failed(e.to_string()))?;
-                        return Ok(Made { encoded, scan, loudness, after, took: started.elapsed() });
+                        let vmaf = vmaf.ok_or_else(|| Outcome::Failed("no VMAF score".into()))?;
+                        return Ok(Made { encoded, scan, loudness, after, vmaf, took: started.elapsed() });
                     }
                 }
             }
@@ -262,30 +274,7 @@ impl Workshop {
             return outcome;
         }
         let vmaf_min = *self.vmaf_min.borrow();
-        let (top_rung, top_path) = match (self.hf.top_rung(), made.encoded.renditions.first()) {
-            (Some(r), Some(t)) => (r.clone(), t.path.clone()),
-            _ => return Outcome::Failed("no top rung".into()),
-        };
-        let frame = vmaf::Frame { width: top_rung.width, height: top_rung.height, fps: self.hf.fps };
-        let subsample = self.config.factory.vmaf_subsample.max(1);
-        let (src, top) = (source.to_owned(), top_path.clone());
-        let progress = Progress::new(&self.store, job.id);
-        let reporter = progress.run();
-        let sink = progress.clone();
-        let scored = tokio::task::spawn_blocking(move || {
-            let dir = top.parent().map(Path::to_owned).unwrap_or_default();
-            let score = vmaf::score(&src, &top, &frame, subsample, &|p| sink.set(p * 0.9, None))?;
-            // The poster is part of the last stage: one more decode of the top rung.
-            let poster = poster::make_posters(&top, made_duration(&top), &dir);
-            Ok::<_, vmaf::VmafError>((score, poster))
-        })
-        .await;
-        reporter.finish().await;
-        let (score, poster) = match scored {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Outcome::Failed(format!("VMAF gate: {e}")),
-            Err(e) => return Outcome::Failed(format!("VMAF gate crashed: {e}")),
-        };
+        let score = made.vmaf;
         if score.mean < vmaf_min {
             return Outcome::Rejected(format!(
                 "quality too low: VMAF {:.1} (min {:.1}, 5th percentile {:.1}) is below the minimum of {vmaf_min} \
@@ -293,6 +282,18 @@ impl Workshop {
                 score.mean, score.min, score.p5
             ));
         }
+        // The poster: one more (partial) decode of the top rung.
+        let top = match made.encoded.renditions.first() {
+            Some(top) => top.path.clone(),
+            None => return Outcome::Failed("no rendition written".into()),
+        };
+        let duration = made.scan.duration();
+        let poster = tokio::task::spawn_blocking(move || {
+            let dir = top.parent().map(Path::to_owned).unwrap_or_default();
+            poster::make_posters(&top, duration, &dir).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("poster task crashed: {e}")));
         if let Err(e) = poster {
             tracing::warn!(job = job.id, "no poster: {e}");
         }
@@ -411,12 +412,8 @@ struct Made {
     scan: scan::ScanInfo,
     loudness: Option<loudness::Normalized>,
     after: Option<loudness::Loudness>,
+    vmaf: vmaf::VmafScore,
     took: Duration,
-}
-
-/// The duration of a rendition, for picking poster positions (falls back to a minute).
-fn made_duration(path: &Path) -> Duration {
-    scan::scan(path).map(|s| s.duration()).unwrap_or(Duration::from_secs(60))
 }
 
 fn download_outcome(e: DownloadError) -> Outcome {

@@ -14,6 +14,7 @@
 //! is encoded once and teed to every rung's muxer.
 
 use crate::config::HouseFormatConfig;
+use crate::media::vmaf::{self, VmafError, VmafScore};
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -46,8 +47,9 @@ const X264_OPTIONS: &str = "scenecut=0:open-gop=0:stitchable=1";
 /// (fdkaacenc is not in Debian's main archive.)
 const AAC_ENCODER: &str = "avenc_aac";
 /// Every element an encode may use, with the Debian package that ships it, so a missing one is reported by name.
-const REQUIRED_ELEMENTS: [(&str, &str); 14] = [
+const REQUIRED_ELEMENTS: [(&str, &str); 15] = [
     ("x264enc", "gstreamer1.0-plugins-ugly"),
+    ("avdec_h264", "gstreamer1.0-libav"),
     (AAC_ENCODER, "gstreamer1.0-libav"),
     ("mp4mux", "gstreamer1.0-plugins-good"),
     ("qtdemux", "gstreamer1.0-plugins-good"),
@@ -72,6 +74,14 @@ const AUDIO_BYTES_PER_FRAME: usize = 4 * AUDIO_CHANNELS as usize;
 const RAW_QUEUE_FRAMES: u32 = 8;
 /// Encoded data buffered in front of each muxer, so the muxer's interleaving never stalls the encoders.
 const MUX_QUEUE_NS: u64 = 10_000_000_000;
+/// The first steps for a decoded source, up to the frame-rate conversion; the VMAF reference repeats them exactly.
+/// The conversion to 8-bit 4:2:0 BT.709 comes first, once at the source size, so a 10-bit or 4:4:4 source is not
+/// converted again by every rung; deinterlace only acts on interlaced input; videoflip applies the rotation tag of
+/// phone videos. The first element is named `vin` (decodebin's video is linked to it).
+pub(crate) const PREPARE_SOURCE: &str = "videoconvert name=vin ! \
+    video/x-raw,format=I420,colorimetry=bt709,chroma-site=mpeg2 ! deinterlace ! videoflip video-direction=auto";
+/// Decoded frames each VMAF appsink holds: enough to keep the encoder busy while libvmaf works.
+const VMAF_SINK_FRAMES: u32 = 4;
 const POLL: Duration = Duration::from_millis(500);
 /// Encoding is given `TIMEOUT_BASE + TIMEOUT_FACTOR × duration`, and fails if the video stops advancing for
 /// `STALL_LIMIT`, so a wedged pipeline can never hang the factory.
@@ -291,6 +301,9 @@ pub enum MediaError {
     NoVideo { what: String },
     #[error("{what}: timed out after {}s ({reason})", elapsed.as_secs())]
     Timeout { what: String, elapsed: Duration, reason: String },
+    /// The VMAF measured during the encode ([`encode_scored`]) could not be computed.
+    #[error("{what}: {source}")]
+    Quality { what: String, source: VmafError },
 }
 
 impl MediaError {
@@ -409,6 +422,40 @@ pub fn encode(
     out_dir: &Path,
     progress: &dyn Fn(f64),
 ) -> Result<Encoded, MediaError> {
+    encode_with(hf, source, out_dir, None, progress).map(|(encoded, _)| encoded)
+}
+
+/// [`encode`], also scoring the top rung with VMAF (every `subsample`-th frame) in the same run: the frames the top
+/// rung's encoder is given are the reference, and its output is decoded again as it is written. The source is decoded
+/// and prepared only once, for the encoders and the gate together, instead of a second time afterwards.
+///
+/// ```text
+/// … tee ─ scale+box ─ tee ─ x264enc ─ tee ─ mp4mux ─ {top}.mp4
+///                         │             └─ avdec_h264 ─ appsink ─┐
+///                         └─ queue ─────────────────── appsink ─┴─ libvmaf (a thread of its own)
+/// ```
+pub fn encode_scored(
+    hf: &HouseFormat,
+    source: &Source,
+    out_dir: &Path,
+    subsample: u32,
+    progress: &dyn Fn(f64),
+) -> Result<(Encoded, VmafScore), MediaError> {
+    let (encoded, score) = encode_with(hf, source, out_dir, Some(subsample), progress)?;
+    let score = score.ok_or_else(|| MediaError::Pipeline {
+        what: source.describe(),
+        reason: "the VMAF tap produced no score".into(),
+    })?;
+    Ok((encoded, score))
+}
+
+fn encode_with(
+    hf: &HouseFormat,
+    source: &Source,
+    out_dir: &Path,
+    vmaf_subsample: Option<u32>,
+    progress: &dyn Fn(f64),
+) -> Result<(Encoded, Option<VmafScore>), MediaError> {
     let what = source.describe();
     require_elements(&what)?;
     hf.check(&what)?;
@@ -426,8 +473,8 @@ pub fn encode(
     let parts: Vec<PathBuf> = hf.rungs.iter().map(|r| out_dir.join(format!("{}.mp4.part", r.name))).collect();
     let started = Instant::now();
 
-    let result = run_encode(hf, source, &what, &parts, progress);
-    let encoded = result.and_then(|(video_end_ns, video_frames)| {
+    let result = run_encode(hf, source, &what, &parts, vmaf_subsample, progress);
+    let encoded = result.and_then(|(video_end_ns, video_frames, score)| {
         let mut renditions = Vec::with_capacity(hf.rungs.len());
         for (rung, part) in hf.rungs.iter().zip(&parts) {
             let path = out_dir.join(format!("{}.mp4", rung.name));
@@ -435,10 +482,10 @@ pub fn encode(
             let size_bytes = std::fs::metadata(&path).map_err(|e| MediaError::io(&what, &path, e))?.len();
             renditions.push(Rendition { rung: rung.name.clone(), path, size_bytes });
         }
-        Ok(Encoded { duration: Duration::from_nanos(video_end_ns), video_frames, renditions })
+        Ok((Encoded { duration: Duration::from_nanos(video_end_ns), video_frames, renditions }, score))
     });
     match encoded {
-        Ok(encoded) => {
+        Ok((encoded, score)) => {
             let took = started.elapsed().as_secs_f64();
             tracing::info!(
                 source = %what,
@@ -448,7 +495,7 @@ pub fn encode(
                 "encoded to the house format"
             );
             progress(1.0);
-            Ok(encoded)
+            Ok((encoded, score))
         }
         Err(e) => {
             for part in &parts {
@@ -460,16 +507,22 @@ pub fn encode(
     }
 }
 
-/// Builds and runs the pipeline; returns the video end (ns) and the frame count.
+/// Builds and runs the pipeline; returns the video end (ns), the frame count and, with `vmaf_subsample`, the top
+/// rung's VMAF.
 fn run_encode(
     hf: &HouseFormat,
     source: &Source,
     what: &str,
     parts: &[PathBuf],
+    vmaf_subsample: Option<u32>,
     progress: &dyn Fn(f64),
-) -> Result<(u64, u64), MediaError> {
+) -> Result<(u64, u64, Option<VmafScore>), MediaError> {
     let pipeline_error = |reason: String| MediaError::Pipeline { what: what.to_owned(), reason };
-    let description = describe_pipeline(hf, source)?;
+    let top = hf.rungs.iter().position(|r| Some(r) == hf.top_rung()).ok_or_else(|| MediaError::Settings {
+        what: what.to_owned(),
+        reason: "the house format has no rungs".into(),
+    })?;
+    let description = describe_pipeline(hf, source, vmaf_subsample.map(|_| top))?;
     let pipeline = gst::parse::launch(&description)
         .map_err(|e| pipeline_error(e.to_string()))?
         .downcast::<gst::Pipeline>()
@@ -541,25 +594,56 @@ fn run_encode(
         }
         Ok(())
     };
-    // Whatever happened, no streaming thread may stay parked in the audio gate.
-    run_until_eos(&pipeline, what, &mut tick, &|| sync.cancel())?;
+    let tap = match vmaf_subsample {
+        Some(subsample) => {
+            let sink = |name: &str| {
+                by_name(name)?
+                    .downcast::<gst_app::AppSink>()
+                    .map_err(|_| pipeline_error(format!("{name} is not an appsink")))
+            };
+            Some((sink("vmafref")?, sink("vmafout")?, subsample))
+        }
+        None => None,
+    };
+    let rung = &hf.rungs[top];
+    let frame = vmaf::Frame { width: rung.width, height: rung.height, fps: hf.fps };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (ran, score) = std::thread::scope(|scope| {
+        let scoring = tap.as_ref().map(|(reference, output, subsample)| {
+            let (frame, stop, rendition) = (&frame, &stop, &parts[top]);
+            scope.spawn(move || vmaf::score_stream(reference, output, frame, *subsample, stop, rendition))
+        });
+        // Whatever happened, no streaming thread may stay parked in the audio gate. The VMAF thread ends with the
+        // appsinks' EOS, or when told the encode failed (the stopped pipeline delivers nothing more).
+        let ran = run_until_eos(&pipeline, what, &mut tick, &|| sync.cancel());
+        if ran.is_err() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        (ran, scoring.map(|handle| handle.join()))
+    });
+    ran?;
     let (video_end_ns, video_frames, _) = sync.video();
     if video_frames == 0 {
         return Err(MediaError::NoVideo { what: what.to_owned() });
     }
-    Ok((video_end_ns, video_frames))
+    let score = match score {
+        None => None,
+        Some(Ok(Ok(score))) => Some(score),
+        Some(Ok(Err(source))) => return Err(MediaError::Quality { what: what.to_owned(), source }),
+        Some(Err(_)) => return Err(pipeline_error("the VMAF thread panicked".into())),
+    };
+    Ok((video_end_ns, video_frames, score))
 }
 
 /// The pipeline in gst-launch syntax. Strings that would need quoting (paths, titles, fonts, x264 options) are set as
 /// properties afterwards.
-fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaError> {
+///
+/// With `vmaf_tap`, that rung's encoder input and its decoded output also go to the appsinks `vmafref` and `vmafout`.
+fn describe_pipeline(hf: &HouseFormat, source: &Source, vmaf_tap: Option<usize>) -> Result<String, MediaError> {
     let fps = hf.fps;
     let (video_head, audio_head) = match source {
-        // deinterlace only acts on interlaced input; videoflip applies the rotation tag of phone videos.
         Source::File(_) | Source::FileWithPcm { .. } => (
-            "filesrc name=src ! decodebin name=dec \
-             videoconvert name=vin ! deinterlace ! videoflip video-direction=auto ! "
-                .to_owned(),
+            format!("filesrc name=src ! decodebin name=dec {PREPARE_SOURCE} ! "),
             if matches!(source, Source::FileWithPcm { .. }) {
                 format!(
                     "filesrc name=pcm ! rawaudioparse use-sink-caps=false format=pcm pcm-format=f32le \
@@ -607,16 +691,20 @@ fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaE
     );
     let gop = hf.gop_frames();
     for (i, r) in hf.rungs.iter().enumerate() {
+        let tapped = vmaf_tap == Some(i);
+        // The reference queue is unbounded: it holds the frames the encoder has taken but not yet put out (its
+        // look-ahead), and cannot grow beyond that because the output side is bounded.
+        let (tap_in, tap_out) = if tapped { ("tee name=vmafin ! ", "tee name=vmafenc ! ") } else { ("", "") };
         // Every caps field x264 writes into the SPS/VUI is pinned here, so the source cannot change the headers.
         d += &format!(
             "vtee. ! queue max-size-buffers={RAW_QUEUE_FRAMES} max-size-bytes=0 max-size-time=0 ! \
              videoscale add-borders=true ! videoconvert ! \
              video/x-raw,format=I420,width={w},height={h},pixel-aspect-ratio=1/1,framerate={fps}/1,\
-             interlace-mode=progressive,colorimetry=bt709,chroma-site=mpeg2 ! \
+             interlace-mode=progressive,colorimetry=bt709,chroma-site=mpeg2 ! {tap_in}\
              x264enc name=venc{i} speed-preset={preset} pass=qual quantizer={CRF} bitrate={kbps} \
              vbv-buf-capacity={VBV_BUFFER_MS} key-int-max={gop} bframes={B_FRAMES} b-adapt=false b-pyramid=false \
              dct8x8=true cabac=true byte-stream=false insert-vui=true ! \
-             video/x-h264,profile=high,stream-format=avc,alignment=au ! \
+             video/x-h264,profile=high,stream-format=avc,alignment=au ! {tap_out}\
              queue max-size-buffers=0 max-size-bytes=0 max-size-time={MUX_QUEUE_NS} ! \
              mp4mux name=mux{i} ! filesink name=sink{i} sync=false \
              atee. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time={MUX_QUEUE_NS} ! mux{i}. ",
@@ -625,6 +713,14 @@ fn describe_pipeline(hf: &HouseFormat, source: &Source) -> Result<String, MediaE
             preset = hf.x264_preset,
             kbps = r.video_kbps,
         );
+        if tapped {
+            d += &format!(
+                "vmafin. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=0 ! \
+                 appsink name=vmafref sync=false max-buffers={VMAF_SINK_FRAMES} enable-last-sample=false \
+                 vmafenc. ! queue ! avdec_h264 name=vmafdec ! videoconvert ! video/x-raw,format=I420 ! \
+                 appsink name=vmafout sync=false max-buffers={VMAF_SINK_FRAMES} enable-last-sample=false "
+            );
+        }
     }
     Ok(d)
 }
@@ -1191,6 +1287,33 @@ mod tests {
             &path,
         );
         path
+    }
+
+    #[test]
+    fn the_gate_scored_during_the_encode_equals_a_separate_vmaf_run() {
+        let hf = small();
+        let dir = tempfile::tempdir().expect("tempdir");
+        // 10-bit 4:4:4 at 25 fps: converted once at the head, rate-converted, scaled down for the lower rung.
+        let source = dir.path().join("hi10.mp4");
+        make_media(
+            "videotestsrc pattern=ball num-buffers=75 ! \
+             video/x-raw,format=Y444_10LE,width=640,height=360,framerate=25/1 ! \
+             x264enc speed-preset=ultrafast ! mp4mux ! filesink location={out}",
+            &source,
+        );
+        let (encoded, inline) =
+            encode_scored(&hf, &Source::File(source.clone()), &dir.path().join("out"), 4, &|_| {}).expect("encode");
+        assert_eq!(encoded.video_frames, 90);
+        let top = &encoded.renditions[0].path;
+        let frame = vmaf::Frame { width: 640, height: 360, fps: hf.fps };
+        let separate = vmaf::score(&source, top, &frame, 4, &|_| {}).expect("separate VMAF run");
+        // Frames 0, 4, …, 88 in both; the same reference frames and the same rendition give the same scores.
+        assert_eq!((inline.frames, separate.frames), (23, 23));
+        assert!((inline.mean - separate.mean).abs() < 0.01, "inline {inline:?}, separate {separate:?}");
+        assert!((inline.min - separate.min).abs() < 0.01, "inline {inline:?}, separate {separate:?}");
+        assert!(inline.mean > 80.0, "{inline:?}");
+        let profile = stream(top, "v")["profile"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(profile, "High", "the top rung is 8-bit 4:2:0 High profile");
     }
 
     #[test]

@@ -13,16 +13,19 @@
 //!
 //! Pairing stops at the shorter file (a frame or two of difference at the end is normal; more is logged).
 //!
-//! Subsampling uses libvmaf's own `n_subsample`: every frame is still handed over, but only the temporal feature
-//! (motion, which compares each reference frame with the one before) sees the frames in between, so the expensive
-//! spatial features (VIF, ADM) run only on the scored frames while motion stays what it is without subsampling.
-//! Feeding only every Nth frame would measure motion across N-frame gaps and bias the score upwards. For frames in
-//! between only the reference's luma (all that motion reads) is copied.
+//! Subsampling scores frames 0, N, 2N, … and gives each the score it has at full rate. The expensive spatial
+//! features (VIF, ADM) run only on those frames; the temporal one (motion, the reference's change from the frame
+//! before and to the frame after) needs the reference's luma of the two neighbours, so only windows of three frames
+//! are handed to libvmaf (see [`Scorer::new`]). Feeding only every Nth frame would measure motion across N-frame gaps
+//! and bias the score upwards; feeding every frame would compute motion N times per scored frame instead of 3.
+//!
+//! The house-format encoder uses the same scorer during its own run ([`score_stream`]): its top rung's input frames
+//! are the reference and its output is decoded again, so the source is decoded once for encoding and gating.
 //!
 //! libvmaf is reached through the raw `libvmaf-sys` bindings; the unsafe calls are confined to three small owners
 //! ([`Model`], [`Context`], [`Picture`]) that release what libvmaf allocated.
 
-use super::house_format::discard;
+use super::house_format::{discard, PREPARE_SOURCE};
 use gst::prelude::*;
 use gst_video::prelude::*;
 use libvmaf_sys as ffi;
@@ -229,7 +232,7 @@ fn score_frames(
             rendition_frames: distorted.frames,
         });
     }
-    let paired = scorer.pushed;
+    let paired = scorer.offered;
     // The decoders are no longer needed; stop them before libvmaf's last frames are computed.
     drop((reference, distorted));
     let (score, per_frame) = scorer.finish().map_err(vmaf_error)?;
@@ -248,6 +251,79 @@ fn score_frames(
     Ok((score, per_frame))
 }
 
+/// Scores a rendition while it is being encoded: `reference` yields the frames the encoder is given and `distorted`
+/// the encoder's output decoded again, both in display order (the house-format encoder's VMAF tap). Pairing stops at
+/// the first end of either side; `stop` (set when the encode fails) ends the wait early. Whatever the outcome, both
+/// sinks are drained to their end before returning: an appsink holds back EOS until it is empty, so the encode
+/// could not finish otherwise.
+pub(crate) fn score_stream(
+    reference: &gst_app::AppSink,
+    distorted: &gst_app::AppSink,
+    frame: &Frame,
+    subsample: u32,
+    stop: &std::sync::atomic::AtomicBool,
+    rendition: &Path,
+) -> Result<VmafScore, VmafError> {
+    let result = score_stream_frames(reference, distorted, frame, subsample, stop, rendition);
+    for sink in [reference, distorted] {
+        sink.set_drop(true);
+    }
+    let slice = gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) && !(reference.is_eos() && distorted.is_eos()) {
+        for sink in [reference, distorted] {
+            let _ = sink.try_pull_sample(if sink.is_eos() { gst::ClockTime::ZERO } else { slice });
+        }
+    }
+    result
+}
+
+fn score_stream_frames(
+    reference: &gst_app::AppSink,
+    distorted: &gst_app::AppSink,
+    frame: &Frame,
+    subsample: u32,
+    stop: &std::sync::atomic::AtomicBool,
+    rendition: &Path,
+) -> Result<VmafScore, VmafError> {
+    let pull = |sink: &gst_app::AppSink| loop {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64)) {
+            return Some(sample);
+        }
+        if sink.is_eos() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+    };
+    let subsample = subsample.max(1);
+    let mut scorer =
+        Scorer::new(frame.width, frame.height, subsample, worker_threads()).map_err(|e| e.about(rendition))?;
+    let (mut references, mut outputs) = (0u64, 0u64);
+    loop {
+        let Some(reference_sample) = pull(reference) else { break };
+        references += 1;
+        let Some(distorted_sample) = pull(distorted) else { break };
+        outputs += 1;
+        push_pair(&mut scorer, &reference_sample, &distorted_sample, frame, rendition)?;
+    }
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(VmafError::Setup { rendition: rendition.to_owned(), reason: "the encode stopped".into() });
+    }
+    if references.abs_diff(outputs) > TAIL_TOLERANCE {
+        tracing::warn!(rendition = %rendition.display(), references, outputs, "encoder input and output differ in length");
+    }
+    if scorer.pushed == 0 {
+        return Err(VmafError::NoFrames {
+            source_path: rendition.to_owned(),
+            rendition: rendition.to_owned(),
+            source_frames: references,
+            rendition_frames: outputs,
+        });
+    }
+    let (score, _) = scorer.finish().map_err(|e| e.about(rendition))?;
+    tracing::info!(rendition = %rendition.display(), mean = score.mean, min = score.min, p5 = score.p5,
+        scored = score.frames, subsample, "vmaf scored during the encode");
+    Ok(score)
+}
+
 /// Hands one pair of frames to libvmaf: all planes of both for a scored frame, the reference's luma otherwise.
 fn push_pair(
     scorer: &mut Scorer,
@@ -257,9 +333,14 @@ fn push_pair(
     rendition: &Path,
 ) -> Result<(), VmafError> {
     let vmaf_error = |e: VmafFailure| e.about(rendition);
+    let need = scorer.next_need();
+    if need == Need::Nothing {
+        scorer.skip();
+        return Ok(());
+    }
     let reference_frame = map(reference, "the source").map_err(vmaf_error)?;
     let reference_planes = planes(&reference_frame, "the source").map_err(vmaf_error)?;
-    if !scorer.next_is_scored() {
+    if need == Need::ReferenceLuma {
         return scorer.push(&reference_planes[..1], &[]).map_err(vmaf_error);
     }
     let distorted_frame = map(distorted, "the rendition").map_err(vmaf_error)?;
@@ -325,8 +406,7 @@ impl Reader {
     fn reference(path: &Path, frame: &Frame) -> Result<Reader, VmafError> {
         let Frame { width, height, fps } = *frame;
         let description = format!(
-            "filesrc name=src ! decodebin name=demux \
-             videoconvert name=vin ! deinterlace ! videoflip video-direction=auto ! \
+            "filesrc name=src ! decodebin name=demux {PREPARE_SOURCE} ! \
              videorate ! video/x-raw,framerate={fps}/1 ! \
              videoscale add-borders=true ! videoconvert ! \
              video/x-raw,format=I420,width={width},height={height},pixel-aspect-ratio=1/1,\
@@ -677,24 +757,66 @@ struct Scorer {
     model: Model,
     width: u32,
     height: u32,
+    /// Every how many frames one is scored (1 = all).
+    every: u32,
+    /// libvmaf's `n_subsample`: `every`, or 3 when only windows of three frames are handed over.
     subsample: u32,
-    /// Pairs handed to libvmaf so far; the next pair gets this index.
+    /// Pairs offered so far (handed over or skipped); the next pair is frame `offered` of the file.
+    offered: u64,
+    /// Pairs handed to libvmaf so far; the next one gets this index.
     pushed: u32,
 }
 
+/// What libvmaf needs of the next pair of frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Both pictures, whole: the frame is scored.
+    Both,
+    /// The reference's luma only: the motion feature of a scored neighbour reads it.
+    ReferenceLuma,
+    /// Nothing: the frame is neither scored nor next to a scored one.
+    Nothing,
+}
+
 impl Scorer {
-    fn new(width: u32, height: u32, subsample: u32, threads: u32) -> Result<Scorer, VmafFailure> {
+    /// Scores every `every`-th frame (frames 0, every, 2·every, …).
+    ///
+    /// The motion feature of a scored frame *k* is the smaller of the reference's change from *k*−1 to *k* and from *k*
+    /// to *k*+1, and libvmaf takes "previous" to mean the picture handed over before. So with `every` ≥ 3 only the
+    /// windows *k*−1, *k*, *k*+1 are handed over (the reference's luma for the outer two), as consecutive indices,
+    /// with libvmaf subsampling by 3 so that exactly the middle of each window is scored: each scored frame gets the
+    /// score it has at full rate, for 3 motion computations per scored frame instead of `every`.
+    fn new(width: u32, height: u32, every: u32, threads: u32) -> Result<Scorer, VmafFailure> {
+        let every = every.max(1);
+        let subsample = if every >= 3 { 3 } else { every };
         let model = Model::load()?;
         let context = Context::new(threads, subsample)?;
         // SAFETY: both pointers are live (owned by `context` and `model`).
         let rc = unsafe { ffi::vmaf_use_features_from_model(context.0.as_ptr(), model.0.as_ptr()) };
         check(rc, "vmaf_use_features_from_model")?;
-        Ok(Scorer { context, model, width, height, subsample, pushed: 0 })
+        Ok(Scorer { context, model, width, height, every, subsample, offered: 0, pushed: 0 })
     }
 
-    /// Whether the next pair is one of the scored frames (libvmaf's rule: index divisible by the subsample).
+    /// What the next pair (frame `offered` of the file) must provide.
+    fn next_need(&self) -> Need {
+        let position = self.offered % u64::from(self.every);
+        if position == 0 {
+            Need::Both
+        } else if self.every < 3 || position == 1 || position == u64::from(self.every) - 1 {
+            Need::ReferenceLuma
+        } else {
+            Need::Nothing
+        }
+    }
+
+    /// Whether the next pair handed over is scored (libvmaf's rule: index divisible by its subsample).
     fn next_is_scored(&self) -> bool {
         self.pushed.is_multiple_of(self.subsample)
+    }
+
+    /// Passes over a frame libvmaf does not need.
+    fn skip(&mut self) {
+        self.offered += 1;
     }
 
     /// Hands the next pair to libvmaf. The planes given are copied in order (Y, U, V); planes not given stay black,
@@ -730,6 +852,7 @@ impl Scorer {
             return Err(e);
         }
         self.pushed += 1;
+        self.offered += 1;
         Ok(())
     }
 
@@ -937,11 +1060,25 @@ mod tests {
         let src = source(dir.path(), "src.mp4", (640, 360), 30, 90, X264_LOSSLESS);
         let enc = rendition(&src, "enc.mp4", SMALL, HOUSE_SCALE, X264_STARVED);
         let (all, every) = scored(&src, &enc, SMALL, 1);
-        let (sub, some) = scored(&src, &enc, SMALL, 4);
         assert_eq!((all.frames, every.len()), (90, 90));
+        // Frames 0, 7, …, 84 and 0, 2, …, 88 are checked below too: windows of three (7) and every frame handed over
+        // (2) must give the same per-frame scores.
+        for n in [7usize, 2] {
+            let (_, some) = scored(&src, &enc, SMALL, n as u32);
+            assert_eq!(some.len(), 90usize.div_ceil(n), "subsample {n}");
+            for (k, value) in some.iter().enumerate() {
+                assert!(
+                    (value - every[n * k]).abs() < 1e-6,
+                    "subsample {n}, frame {}: {value} vs {}",
+                    n * k,
+                    every[n * k]
+                );
+            }
+        }
+        let (sub, some) = scored(&src, &enc, SMALL, 4);
         // Frames 0, 4, …, 88.
         assert_eq!((sub.frames, some.len()), (23, 23));
-        // Motion is still computed between consecutive frames, so each scored frame gets exactly its full-rate score.
+        // Motion is still computed between neighbouring frames, so each scored frame gets exactly its full-rate score.
         for (k, value) in some.iter().enumerate() {
             assert!((value - every[4 * k]).abs() < 1e-6, "frame {}: {value} vs {}", 4 * k, every[4 * k]);
         }
