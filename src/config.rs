@@ -510,35 +510,35 @@ impl Config {
         for (i, src) in self.curator.sources.iter().enumerate() {
             let key = |field: &str| format!("curator.sources[{i}].{field}");
             if src.name.trim().is_empty() {
-                return Err(invalid(&key("name"), "every source needs a name"));
+                return Err(invalid(key("name"), "every source needs a name"));
             }
             if !names.insert(src.name.as_str()) {
-                return Err(invalid(&key("name"), format!("{:?} is used by two sources", src.name)));
+                return Err(invalid(key("name"), format!("{:?} is used by two sources", src.name)));
             }
             let is_http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
             match src.kind {
                 SourceKind::Browser => {
                     if src.start_urls.is_empty() && src.search_url.is_none() {
-                        return Err(invalid(&key("start_urls"), "a browser source needs start_urls or search_url"));
+                        return Err(invalid(key("start_urls"), "a browser source needs start_urls or search_url"));
                     }
                     if let Some(u) = src.start_urls.iter().find(|u| !is_http(u)) {
-                        return Err(invalid(&key("start_urls"), format!("{u:?} is not an http(s) URL")));
+                        return Err(invalid(key("start_urls"), format!("{u:?} is not an http(s) URL")));
                     }
                     if let Some(t) = src.search_url.as_deref().filter(|t| !is_http(t) || !t.contains("{query}")) {
                         return Err(invalid(
-                            &key("search_url"),
+                            key("search_url"),
                             format!("{t:?} must be an http(s) URL containing {{query}}"),
                         ));
                     }
                 }
                 SourceKind::Feed => {
                     if !src.url.as_deref().is_some_and(is_http) {
-                        return Err(invalid(&key("url"), "a feed source needs an http(s) url"));
+                        return Err(invalid(key("url"), "a feed source needs an http(s) url"));
                     }
                 }
                 SourceKind::Folder => {
                     if src.path.is_none() {
-                        return Err(invalid(&key("path"), "a folder source needs a path"));
+                        return Err(invalid(key("path"), "a folder source needs a path"));
                     }
                 }
             }

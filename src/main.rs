@@ -108,7 +108,15 @@ fn spawn_watchdog() {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VVTV_LOG")
+    let spec = std::env::var("VVTV_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_owned());
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // The CDP client warns about every browser event it has no type for (a warning per page, nothing wrong);
+    // unless asked for, only its errors are shown.
+    if !spec.contains("chromiumoxide") {
+        if let Ok(quiet) = "chromiumoxide::conn=error".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }

@@ -303,7 +303,7 @@ pub enum MediaError {
     Timeout { what: String, elapsed: Duration, reason: String },
     /// The VMAF measured during the encode ([`encode_scored`]) could not be computed.
     #[error("{what}: {source}")]
-    Quality { what: String, source: VmafError },
+    Quality { what: String, source: Box<VmafError> },
 }
 
 impl MediaError {
@@ -629,7 +629,7 @@ fn run_encode(
     let score = match score {
         None => None,
         Some(Ok(Ok(score))) => Some(score),
-        Some(Ok(Err(source))) => return Err(MediaError::Quality { what: what.to_owned(), source }),
+        Some(Ok(Err(source))) => return Err(MediaError::Quality { what: what.to_owned(), source: Box::new(source) }),
         Some(Err(_)) => return Err(pipeline_error("the VMAF thread panicked".into())),
     };
     Ok((video_end_ns, video_frames, score))

@@ -269,7 +269,7 @@ pub(crate) fn score_stream(
         sink.set_drop(true);
     }
     let slice = gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64);
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) && !(reference.is_eos() && distorted.is_eos()) {
+    while !(stop.load(std::sync::atomic::Ordering::Relaxed) || reference.is_eos() && distorted.is_eos()) {
         for sink in [reference, distorted] {
             let _ = sink.try_pull_sample(if sink.is_eos() { gst::ClockTime::ZERO } else { slice });
         }

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod llm;
+pub mod site;
+
 /// A two-rung ladder small enough that slates and clips encode in about a second on two cores.
 pub const SMALL_LADDER: &str = r#"
 [house_format]
@@ -57,9 +60,15 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
 impl Daemon {
     /// Starts the daemon with `config_path` and waits until it prints its listening address.
     pub fn start(dir: &Path, config_path: &Path) -> Daemon {
+        Daemon::start_with_env(dir, config_path, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon.
+    pub fn start_with_env(dir: &Path, config_path: &Path, env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
         let mut child = Command::new(vvtv_bin())
             .args(["run", "--config"])
             .arg(config_path)
+            .envs(env.iter().copied())
             .env("VVTV_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
