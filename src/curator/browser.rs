@@ -1558,7 +1558,8 @@ fn known_license(raw: &str) -> Option<&'static str> {
     if has("cc0") || (creative_commons && has("zero")) {
         return Some("cc0");
     }
-    if has_pair("public", "domain") || has("publicdomain") {
+    // Wikimedia's PD-* templates ("PD-old", "PD-USGov") all mean public domain.
+    if has_pair("public", "domain") || has("publicdomain") || words.first() == Some(&"pd") {
         return Some("public-domain");
     }
     if !creative_commons {
@@ -2124,6 +2125,10 @@ mod tests {
             ("cc by nc nd", Some("cc-by-nc-nd")),
             ("Creative Commons Attribution-NonCommercial-ShareAlike 4.0 International", Some("cc-by-nc-sa")),
             ("Public Domain", Some("public-domain")),
+            ("PD-USGov", Some("public-domain")),
+            ("Creative Commons Zero", Some("cc0")),
+            ("CC0 1.0 Universal", Some("cc0")),
+            ("cc-by", Some("cc-by")),
             ("All Rights Reserved", Some("all rights reserved")),
             ("https://example.org/Terms", Some("https://example.org/terms")),
             ("  ", None),

@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::browser::normalize_license;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -738,9 +739,9 @@ pub fn deterministic(style: &Style, c: &CandidateInfo) -> Scored {
         None => ("duration unknown".to_string(), DURATION_UNKNOWN),
     });
 
-    let license = c.license.as_deref().map(normalize_license).filter(|l| !l.is_empty());
+    let license = c.license.as_deref().and_then(normalize_license);
     parts.push(match license {
-        Some(l) if style.license_allowlist.iter().any(|a| normalize_license(a) == l) => {
+        Some(l) if style.license_allowlist.iter().any(|a| normalize_license(a).as_ref() == Some(&l)) => {
             (format!("{l} allowed"), LICENSE_ALLOWED)
         }
         Some(l) => (format!("{l} not in the allowlist"), 0.0),
@@ -833,61 +834,6 @@ fn stem(word: &str) -> String {
     } else {
         word.to_string()
     }
-}
-
-/// Brings a license as pages write it ("CC BY-SA 4.0", `https://creativecommons.org/licenses/by/4.0/`,
-/// "Creative Commons Attribution", "CC0 1.0 Universal", "Public Domain") to the short form the allowlist uses
-/// ("cc-by-sa", "cc-by", "cc-by", "cc0", "public-domain"). Versions are dropped, so "cc-by" admits every version,
-/// while "cc-by-sa" and "cc-by-nc" stay different licenses. Unrecognised text comes back lowercased and dashed.
-pub fn normalize_license(license: &str) -> String {
-    let lower = license.trim().to_lowercase();
-    if let Some((_, path)) = lower.split_once("creativecommons.org/") {
-        let mut segments = path.split('/').filter(|s| !s.is_empty());
-        match (segments.next(), segments.next()) {
-            (Some("licenses"), Some(kind)) => return format!("cc-{kind}"),
-            (Some("publicdomain"), Some("zero")) => return "cc0".to_string(),
-            (Some("publicdomain"), _) => return "public-domain".to_string(),
-            _ => {}
-        }
-    }
-    let tokens: Vec<&str> =
-        lower.split(|ch: char| !(ch.is_alphanumeric() || ch == '.')).filter(|t| !t.is_empty()).collect();
-    if tokens.first() == Some(&"pd") {
-        // Wikimedia's PD-* templates ("PD-old", "PD-USGov") all mean public domain.
-        return "public-domain".to_string();
-    }
-    let mut out: Vec<&str> = Vec::new();
-    let mut i = 0;
-    while i < tokens.len() {
-        let next = tokens.get(i + 1).copied();
-        let (word, used) = match (tokens[i], next) {
-            ("creative", Some("commons")) => (Some("cc"), 2),
-            ("creativecommons", _) => (Some("cc"), 1),
-            ("attribution", _) => (Some("by"), 1),
-            ("share", Some("alike")) => (Some("sa"), 2),
-            ("sharealike", _) => (Some("sa"), 1),
-            ("non", Some("commercial")) => (Some("nc"), 2),
-            ("noncommercial", _) => (Some("nc"), 1),
-            ("no", Some("derivatives" | "derivs")) => (Some("nd"), 2),
-            ("noderivatives" | "noderivs", _) => (Some("nd"), 1),
-            ("publicdomain", _) => (Some("public-domain"), 1),
-            ("public", Some("domain")) => (Some("public-domain"), 2),
-            ("zero", _) if out.last() == Some(&"cc") => {
-                out.pop();
-                (Some("cc0"), 1)
-            }
-            (
-                "license" | "licence" | "licensed" | "international" | "unported" | "generic" | "universal" | "deed"
-                | "mark" | "dedication" | "under" | "the",
-                _,
-            ) => (None, 1),
-            (version, _) if version.chars().all(|ch| ch.is_ascii_digit() || ch == '.') => (None, 1),
-            (other, _) => (Some(other), 1),
-        };
-        out.extend(word);
-        i += used;
-    }
-    out.join("-")
 }
 
 #[cfg(test)]
@@ -1283,25 +1229,6 @@ mod tests {
         assert_eq!(stem("birds"), "bird");
         assert_eq!(stem("glass"), "glass");
         assert_eq!(stem("virus"), "virus");
-    }
-
-    #[test]
-    fn licenses_are_normalized() {
-        for (written, short) in [
-            ("CC BY 4.0", "cc-by"),
-            ("cc-by", "cc-by"),
-            ("CC BY-SA 3.0", "cc-by-sa"),
-            ("https://creativecommons.org/licenses/by-nc/4.0/", "cc-by-nc"),
-            ("https://creativecommons.org/publicdomain/zero/1.0/", "cc0"),
-            ("Creative Commons Attribution-ShareAlike 4.0 International", "cc-by-sa"),
-            ("Creative Commons Zero", "cc0"),
-            ("CC0 1.0 Universal", "cc0"),
-            ("Public Domain", "public-domain"),
-            ("PD-USGov", "public-domain"),
-            ("All rights reserved", "all-rights-reserved"),
-        ] {
-            assert_eq!(normalize_license(written), short, "{written}");
-        }
     }
 
     #[test]
