@@ -231,7 +231,10 @@ impl Workshop {
                         "truncated or corrupt: only {decoded:.1} s of its {seconds:.1} s could be decoded"
                     )));
                 }
-                let top = encoded.renditions.first().ok_or_else(|| Outcome::Failed("no rendition written".into()))?;
+                let top = hf
+                    .top_rung_index()
+                    .and_then(|i| encoded.renditions.get(i))
+                    .ok_or_else(|| Outcome::Failed("no rendition written".into()))?;
                 let after = loudness::measure_file(&top.path).map_err(|e| Outcome::Failed(e.to_string()))?;
                 let miss = after.zip(loudness.as_ref().and_then(|n| n.after)).and_then(|(got, prepared)| {
                     let loud_off = target - got.integrated_lufs;
@@ -283,7 +286,7 @@ impl Workshop {
             ));
         }
         // The poster: one more (partial) decode of the top rung.
-        let top = match made.encoded.renditions.first() {
+        let top = match self.hf.top_rung_index().and_then(|i| made.encoded.renditions.get(i)) {
             Some(top) => top.path.clone(),
             None => return Outcome::Failed("no rendition written".into()),
         };

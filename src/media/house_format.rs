@@ -157,7 +157,12 @@ impl HouseFormat {
 
     /// The rung with the largest frame; test cards are drawn at this size and scaled down for the others.
     pub fn top_rung(&self) -> Option<&Rung> {
-        self.rungs.iter().max_by_key(|r| u64::from(r.width) * u64::from(r.height))
+        self.top_rung_index().map(|i| &self.rungs[i])
+    }
+
+    /// Where [`HouseFormat::top_rung`] stands in the ladder (and its rendition in [`Encoded::renditions`]).
+    pub fn top_rung_index(&self) -> Option<usize> {
+        (0..self.rungs.len()).max_by_key(|&i| u64::from(self.rungs[i].width) * u64::from(self.rungs[i].height))
     }
 
     /// Whole frames closest to `duration` (at least one).
@@ -518,7 +523,7 @@ fn run_encode(
     progress: &dyn Fn(f64),
 ) -> Result<(u64, u64, Option<VmafScore>), MediaError> {
     let pipeline_error = |reason: String| MediaError::Pipeline { what: what.to_owned(), reason };
-    let top = hf.rungs.iter().position(|r| Some(r) == hf.top_rung()).ok_or_else(|| MediaError::Settings {
+    let top = hf.top_rung_index().ok_or_else(|| MediaError::Settings {
         what: what.to_owned(),
         reason: "the house format has no rungs".into(),
     })?;

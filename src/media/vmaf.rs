@@ -34,6 +34,7 @@ use std::fmt;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The VMAF model every score is computed with (libvmaf's built-in copy).
@@ -156,6 +157,11 @@ pub enum VmafError {
     Vmaf { path: PathBuf, call: &'static str, reason: String },
 }
 
+/// [`PULL_SLICE`] as GStreamer takes it.
+fn pull_slice() -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64)
+}
+
 /// Scores `rendition` against `source`: VMAF of every `subsample`-th frame (1 = all; 0 is taken as 1).
 ///
 /// Blocking: run it on a blocking thread. `progress` gets the fraction done (0..=1) about every 500 ms, and 1.0 at
@@ -261,17 +267,16 @@ pub(crate) fn score_stream(
     distorted: &gst_app::AppSink,
     frame: &Frame,
     subsample: u32,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &AtomicBool,
     rendition: &Path,
 ) -> Result<VmafScore, VmafError> {
     let result = score_stream_frames(reference, distorted, frame, subsample, stop, rendition);
     for sink in [reference, distorted] {
         sink.set_drop(true);
     }
-    let slice = gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64);
-    while !(stop.load(std::sync::atomic::Ordering::Relaxed) || reference.is_eos() && distorted.is_eos()) {
+    while !(stop.load(Ordering::Relaxed) || reference.is_eos() && distorted.is_eos()) {
         for sink in [reference, distorted] {
-            let _ = sink.try_pull_sample(if sink.is_eos() { gst::ClockTime::ZERO } else { slice });
+            let _ = sink.try_pull_sample(if sink.is_eos() { gst::ClockTime::ZERO } else { pull_slice() });
         }
     }
     result
@@ -282,14 +287,14 @@ fn score_stream_frames(
     distorted: &gst_app::AppSink,
     frame: &Frame,
     subsample: u32,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &AtomicBool,
     rendition: &Path,
 ) -> Result<VmafScore, VmafError> {
     let pull = |sink: &gst_app::AppSink| loop {
-        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64)) {
+        if let Some(sample) = sink.try_pull_sample(pull_slice()) {
             return Some(sample);
         }
-        if sink.is_eos() || stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if sink.is_eos() || stop.load(Ordering::Relaxed) {
             return None;
         }
     };
@@ -304,7 +309,7 @@ fn score_stream_frames(
         outputs += 1;
         push_pair(&mut scorer, &reference_sample, &distorted_sample, frame, rendition)?;
     }
-    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+    if stop.load(Ordering::Relaxed) {
         return Err(VmafError::Setup { rendition: rendition.to_owned(), reason: "the encode stopped".into() });
     }
     if references.abs_diff(outputs) > TAIL_TOLERANCE {
@@ -457,8 +462,7 @@ impl Reader {
     fn next(&mut self) -> Result<Option<gst::Sample>, VmafError> {
         let started = Instant::now();
         loop {
-            if let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_nseconds(PULL_SLICE.as_nanos() as u64))
-            {
+            if let Some(sample) = self.sink.try_pull_sample(pull_slice()) {
                 self.frames += 1;
                 return Ok(Some(sample));
             }
