@@ -143,6 +143,7 @@ fn play_with(
         out_dir: out.to_path_buf(),
         rungs: hf.rungs.iter().map(|r| r.name.clone()).collect(),
         segment: Duration::from_secs(u64::from(hf.segment_seconds)),
+        gop: Duration::from_secs(u64::from(hf.gop_seconds)),
         frame_ns: hf.frame_pts_ns(1),
         sync: false,
         origin_ns,

@@ -1,20 +1,23 @@
 //! The playout engine of one channel: splices house-format assets into one continuous MPEG-TS timeline with a remux
 //! only — no decoder, no encoder on air.
 //!
-//! One persistent output pipeline per channel (per rung: `appsrc ! h264parse ! splitmuxsink(mpegtsmux)` for video
-//! and `appsrc ! aacparse` into the same splitmuxsink for audio). Each item is demuxed by its own short-lived
-//! pipeline whose appsinks hand over *encoded* buffers; their PTS/DTS are rebased onto the output timeline. The next
-//! item is prerolled while the current one plays. Pacing: every item pipeline runs against one fixed base time, so
-//! switching delays never accumulate; with `sync = false` the same code runs hours of content in seconds (tests).
+//! Each item is demuxed by its own short-lived pipeline (`filesrc ! qtdemux` and two appsinks per rung) whose
+//! samples are rebased onto the output timeline and handed, in the demuxer's own thread, to the rung's
+//! [`Segmenter`], which writes the HLS segments. The channel's output (one segmenter per rung) lives as long as the
+//! channel. The next item is prerolled while the current one plays. Pacing: every item pipeline runs against one
+//! fixed base time, so switching delays never accumulate; with `sync = false` the same code runs hours of content in
+//! seconds (tests).
 //!
 //! The mechanics follow the findings in DESIGN.md ("Playout without re-encoding"): early buffers are gated until the
-//! item is activated, the AAC priming frame is dropped, audio is kept within half an AAC frame of video by dropping a
-//! trailing frame or inserting a silent one, and pushed buffers never carry DISCONT.
+//! item is activated, the AAC priming frame is dropped, and audio is kept within half an AAC frame of video by
+//! dropping a trailing frame or inserting a silent one.
 
+use super::ts::{Adts, Audio, Avc, Closed, Segmenter, SegmenterSettings, Video};
 use crate::media::scan::running_times;
 use gst::prelude::*;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// 1024 samples at 48 kHz: one AAC frame.
@@ -40,6 +43,8 @@ pub struct EngineSettings {
     pub out_dir: PathBuf,
     pub rungs: Vec<String>,
     pub segment: Duration,
+    /// The house format's GOP: segments hold whole GOPs up to `segment`.
+    pub gop: Duration,
     pub frame_ns: i64,
     /// Pace against the system clock (true on air; false runs as fast as the CPU allows).
     pub sync: bool,
@@ -104,96 +109,57 @@ struct Timeline {
     stats: Stats,
 }
 
-/// A persistent output pipeline: per rung one video and one audio appsrc feeding a splitmuxsink.
+/// The channel's output: one segmenter per rung, written to by the item pipelines' streaming threads.
 pub struct Output {
-    pub pipeline: gst::Pipeline,
-    video: Vec<gst_app::AppSrc>,
-    audio: Vec<gst_app::AppSrc>,
+    rungs: Vec<Arc<Mutex<Segmenter>>>,
+    closed: Receiver<Closed>,
 }
 
 impl Output {
-    /// Builds and starts the output pipeline; segments are named `{rung}/seg{index:08}.ts` from `first_index`.
+    /// Opens the output; segments are named `{rung}/seg{index:08}.ts` from `first_index`.
     pub fn start(s: &EngineSettings, first_index: u64) -> Result<Output, EngineError> {
-        let pipeline = gst::Pipeline::with_name("output");
-        let mut video = Vec::new();
-        let mut audio = Vec::new();
+        let (tx, closed) = std::sync::mpsc::channel();
+        let mut rungs = Vec::new();
         for (r, rung) in s.rungs.iter().enumerate() {
             let dir = s.out_dir.join(rung);
             std::fs::create_dir_all(&dir).map_err(|e| pipe_err(dir.display().to_string(), e))?;
-            let make = |factory: &str, name: String| {
-                gst::ElementFactory::make(factory).name(name).build().map_err(|e| pipe_err(factory, e))
+            let settings = SegmenterSettings {
+                rung: r,
+                dir,
+                first_index,
+                target_ns: s.segment.as_nanos() as i64,
+                gop_ns: s.gop.as_nanos() as i64,
             };
-            let caps_v = gst::Caps::builder("video/x-h264")
-                .field("stream-format", "byte-stream")
-                .field("alignment", "au")
-                .build();
-            let caps_a =
-                gst::Caps::builder("audio/mpeg").field("mpegversion", 4i32).field("stream-format", "adts").build();
-            let src_v = appsrc(&format!("v{r}"), &caps_v);
-            let src_a = appsrc(&format!("a{r}"), &caps_a);
-            let parse_v = make("h264parse", format!("vparse{r}"))?;
-            parse_v.set_property("config-interval", -1i32);
-            let parse_a = make("aacparse", format!("aparse{r}"))?;
-            let mux = make("mpegtsmux", format!("mux{r}"))?;
-            let split = make("splitmuxsink", format!("split{r}"))?;
-            split.set_property("muxer", &mux);
-            split.set_property("max-size-time", s.segment.as_nanos() as u64);
-            split.set_property("send-keyframe-requests", false);
-            split.set_property("location", dir.join("seg%08d.ts").to_string_lossy().to_string());
-            split.set_property("start-index", i32::try_from(first_index).unwrap_or(i32::MAX));
-            pipeline
-                .add_many([src_v.upcast_ref(), &parse_v, src_a.upcast_ref(), &parse_a, &split])
-                .map_err(|e| pipe_err("output", e))?;
-            // No queues here: each appsrc already runs its own streaming thread and splitmuxsink queues its inputs;
-            // every extra hand-off costs a context switch per buffer, which is most of what playout costs.
-            src_v.link(&parse_v).map_err(|e| pipe_err("output video", e))?;
-            src_a.link(&parse_a).map_err(|e| pipe_err("output audio", e))?;
-            parse_v.link_pads(None, &split, Some("video")).map_err(|e| pipe_err("splitmuxsink video", e))?;
-            parse_a.link_pads(None, &split, Some("audio_%u")).map_err(|e| pipe_err("splitmuxsink audio", e))?;
-            video.push(src_v);
-            audio.push(src_a);
+            rungs.push(Arc::new(Mutex::new(Segmenter::new(settings, tx.clone()))));
         }
-        pipeline.set_state(gst::State::Playing).map_err(|e| pipe_err("output", e))?;
-        Ok(Output { pipeline, video, audio })
+        Ok(Output { rungs, closed })
     }
 
     pub fn rungs(&self) -> usize {
-        self.video.len()
+        self.rungs.len()
     }
 
-    /// Ends the stream cleanly (only on shutdown: on air no EOS ever reaches the sink).
-    pub fn finish(&self, wait: Duration) {
-        for s in self.video.iter().chain(&self.audio) {
-            let _ = s.end_of_stream();
+    /// Segments closed on some rung since the last call.
+    pub fn closed(&self) -> impl Iterator<Item = Closed> + '_ {
+        self.closed.try_iter()
+    }
+
+    /// The first write error of any rung (the output must then be rebuilt).
+    pub fn failure(&self) -> Option<EngineError> {
+        self.rungs.iter().find_map(|r| relock(r).failure().map(|f| pipe_err("segment writer", f)))
+    }
+
+    /// Writes what is queued and closes the open segments (only on shutdown: on air the stream never ends).
+    pub fn finish(&self) {
+        for r in &self.rungs {
+            relock(r).finish();
         }
-        if let Some(bus) = self.pipeline.bus() {
-            let _ = bus.timed_pop_filtered(
-                gst::ClockTime::from_nseconds(wait.as_nanos() as u64),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            );
-        }
-        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
-impl Drop for Output {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
-
-fn appsrc(name: &str, caps: &gst::Caps) -> gst_app::AppSrc {
-    // Non-live, blocking, bounded by time: back-pressure reaches the item pipelines instead of buffering hours.
-    gst_app::AppSrc::builder()
-        .name(name)
-        .caps(caps)
-        .format(gst::Format::Time)
-        .is_live(false)
-        .block(true)
-        .max_bytes(0)
-        .max_buffers(0)
-        .max_time(gst::ClockTime::SECOND)
-        .build()
+/// Locks a mutex even if a streaming thread panicked while holding it: the data is still the best we have.
+fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Samples that arrive before the item is activated: appsink hands out buffers whose DTS lies before the segment
@@ -203,61 +169,30 @@ struct Gate {
     held: Vec<gst::Sample>,
 }
 
+/// How a route's samples are framed for MPEG-TS, read from the first sample's caps.
+enum Codec {
+    Avc(Arc<Avc>),
+    Aac(Adts),
+}
+
 struct Route {
     rung: usize,
     video: bool,
-    src: gst_app::AppSrc,
+    out: Arc<Mutex<Segmenter>>,
     gate: Mutex<Gate>,
-    /// Rebased buffers waiting to be handed to the output as one list (see [`BATCH_NS`]).
-    batch: Mutex<Vec<gst::Buffer>>,
+    codec: OnceLock<Result<Codec, String>>,
 }
 
-/// Buffers reach the output in lists spanning about this much media time: one wake-up of the output's threads per
-/// list instead of per buffer. Pacing is unaffected (the item pipeline still waits for each buffer's time); the
-/// output only sees data up to this much later, which nobody can tell in a 4 s segment.
-const BATCH_NS: i64 = 200_000_000;
-
 impl Route {
-    fn lock_batch(&self) -> std::sync::MutexGuard<'_, Vec<gst::Buffer>> {
-        self.batch.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a buffer; hands the batch over once it spans [`BATCH_NS`].
-    fn send(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let full = {
-            let mut batch = self.lock_batch();
-            batch.push(buffer);
-            let span = match (batch.first().and_then(|b| b.dts_or_pts()), batch.last().and_then(|b| b.dts_or_pts())) {
-                (Some(a), Some(b)) => b.nseconds().saturating_sub(a.nseconds()) as i64,
-                _ => 0,
-            };
-            if span >= BATCH_NS {
-                std::mem::take(&mut *batch)
+    fn codec(&self, sample: &gst::Sample) -> &Result<Codec, String> {
+        self.codec.get_or_init(|| {
+            let caps = sample.caps().ok_or("sample without caps")?;
+            if self.video {
+                Avc::from_caps(caps).map(|avc| Codec::Avc(Arc::new(avc)))
             } else {
-                return Ok(gst::FlowSuccess::Ok);
+                Adts::from_caps(caps).map(Codec::Aac)
             }
-        };
-        self.push_list(full)
-    }
-
-    /// Hands over whatever is waiting (at the end of an item, before silence is appended).
-    fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let pending = std::mem::take(&mut *self.lock_batch());
-        if pending.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        self.push_list(pending)
-    }
-
-    fn push_list(&self, buffers: Vec<gst::Buffer>) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut list = gst::BufferList::new_sized(buffers.len());
-        {
-            let l = list.get_mut().ok_or(gst::FlowError::Error)?;
-            for b in buffers {
-                l.add(b);
-            }
-        }
-        self.src.push_buffer_list(list)
+        })
     }
 }
 
@@ -278,7 +213,8 @@ impl Drop for ItemPipeline {
 #[derive(Clone)]
 pub struct Splicer {
     tl: Arc<Mutex<Timeline>>,
-    silence: gst::Buffer,
+    /// One silent raw AAC frame and its framing: fills audio up to the video end of an item.
+    silence: (Adts, gst::Buffer),
     origin: i64,
     frame_ns: i64,
 }
@@ -296,12 +232,21 @@ fn clock_time(ns: i64) -> gst::ClockTime {
 }
 
 impl Splicer {
-    pub fn new(rungs: usize, silence: gst::Buffer, origin: i64, frame_ns: i64) -> Splicer {
+    /// `silence` is one silent AAC frame in ADTS framing.
+    pub fn new(rungs: usize, silence: &gst::Buffer, origin: i64, frame_ns: i64) -> Result<Splicer, EngineError> {
+        let silence = {
+            let map = silence.map_readable().map_err(|e| pipe_err("silent AAC frame", e))?;
+            let (adts, header) = Adts::from_adts_frame(&map).map_err(|e| pipe_err("silent AAC frame", e))?;
+            let raw = silence
+                .copy_region(gst::BufferCopyFlags::MEMORY, header..)
+                .map_err(|e| pipe_err("silent AAC frame", e))?;
+            (adts, raw)
+        };
         let tracks = (0..rungs)
             .map(|_| Track { last_dts: i64::MIN, video_end: 0, audio_end: 0, video_done: false, audio_done: false })
             .collect();
         let tl = Timeline { video_off: 0, audio_off: 0, item_end: 0, cut_at: None, tracks, stats: Stats::default() };
-        Splicer { tl: Arc::new(Mutex::new(tl)), silence, origin, frame_ns }
+        Ok(Splicer { tl: Arc::new(Mutex::new(tl)), silence, origin, frame_ns })
     }
 
     pub fn stats(&self) -> Stats {
@@ -314,8 +259,7 @@ impl Splicer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Timeline> {
-        // A poisoned lock means a streaming thread panicked mid-update; the data is still the best we have.
-        self.tl.lock().unwrap_or_else(|p| p.into_inner())
+        relock(&self.tl)
     }
 
     /// Builds and prerolls the demux pipeline of `item` (PAUSED); its buffers wait behind the gate.
@@ -347,45 +291,36 @@ impl Splicer {
             src.link(&demux).map_err(|e| file_err(e.to_string()))?;
             let mut branches = Vec::new();
             for video in [true, false] {
-                let parse = make(if video { "h264parse" } else { "aacparse" })?;
-                let caps = if video {
-                    gst::Caps::builder("video/x-h264")
-                        .field("stream-format", "byte-stream")
-                        .field("alignment", "au")
-                        .build()
-                } else {
-                    gst::Caps::builder("audio/mpeg").field("stream-format", "adts").build()
-                };
-                let filter = gst::ElementFactory::make("capsfilter")
-                    .property("caps", &caps)
-                    .build()
-                    .map_err(|e| file_err(e.to_string()))?;
-                // One streaming thread per file (qtdemux's) feeds both sinks, no queues: every hand-off between
-                // threads costs a context switch per buffer. Without queues the two sinks cannot both preroll from
-                // that one thread, so they do not preroll (async=false); the gate below holds what arrives early.
+                // The demuxer's own thread feeds both sinks, no parser, no queue: the segmenter frames MP4 samples
+                // for MPEG-TS itself, and every hand-off between threads costs a context switch per buffer.
+                // Without queues the two sinks cannot both preroll from that one thread, so they do not preroll
+                // (async=false); the gate below holds what arrives early.
                 let sink = gst_app::AppSink::builder()
                     .sync(sync)
                     .async_(false)
                     .enable_last_sample(false)
                     .max_buffers(0)
                     .build();
-                pipeline.add_many([&parse, &filter, sink.upcast_ref()]).map_err(|e| file_err(e.to_string()))?;
-                gst::Element::link_many([&parse, &filter, sink.upcast_ref()]).map_err(|e| file_err(e.to_string()))?;
-                let out = if video { output.video[r].clone() } else { output.audio[r].clone() };
+                pipeline.add(&sink).map_err(|e| file_err(e.to_string()))?;
                 let route = Arc::new(Route {
                     rung: r,
                     video,
-                    src: out,
+                    out: output.rungs[r].clone(),
                     gate: Mutex::new(Gate { active: false, held: Vec::new() }),
-                    batch: Mutex::new(Vec::new()),
+                    codec: OnceLock::new(),
                 });
                 let splicer = self.clone();
                 let rt = route.clone();
+                let name = file.display().to_string();
                 sink.set_callbacks(
                     gst_app::AppSinkCallbacks::builder()
                         .new_sample(move |sink| {
                             let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            let mut gate = rt.gate.lock().unwrap_or_else(|p| p.into_inner());
+                            if let Err(reason) = rt.codec(&sample) {
+                                gst::element_error!(sink, gst::StreamError::Format, ["{name}: {reason}"]);
+                                return Err(gst::FlowError::NotNegotiated);
+                            }
+                            let mut gate = relock(&rt.gate);
                             if !gate.active {
                                 gate.held.push(sample);
                                 return Ok(gst::FlowSuccess::Ok);
@@ -396,7 +331,7 @@ impl Splicer {
                         .build(),
                 );
                 routes.push(route);
-                branches.push((video, parse));
+                branches.push((video, sink));
             }
             // qtdemux pads appear at preroll; link the first video and first audio stream, ignore the rest.
             let branches = Arc::new(Mutex::new(branches));
@@ -406,10 +341,10 @@ impl Splicer {
                 if !want_video && !name.starts_with("audio_") {
                     return;
                 }
-                let mut b = branches.lock().unwrap_or_else(|p| p.into_inner());
+                let mut b = relock(&branches);
                 if let Some(pos) = b.iter().position(|(v, _)| *v == want_video) {
-                    let (_, parse) = b.remove(pos);
-                    if let Some(sinkpad) = parse.static_pad("sink") {
+                    let (_, sink) = b.remove(pos);
+                    if let Some(sinkpad) = sink.static_pad("sink") {
                         let _ = pad.link(&sinkpad);
                     }
                 }
@@ -458,7 +393,7 @@ impl Splicer {
         }
         for route in &p.routes {
             let mut held = {
-                let mut gate = route.gate.lock().unwrap_or_else(|p| p.into_inner());
+                let mut gate = relock(&route.gate);
                 gate.active = true;
                 std::mem::take(&mut gate.held)
             };
@@ -496,12 +431,12 @@ impl Splicer {
     /// Rebases one encoded buffer onto the output timeline and pushes it.
     fn push(&self, sample: gst::Sample, route: &Route) -> Result<gst::FlowSuccess, gst::FlowError> {
         let (pts_rt, dts_rt, dur0) = running_times(&sample).ok_or(gst::FlowError::Error)?;
-        let dur = if dur0 > 0 {
-            dur0
-        } else if route.video {
-            self.frame_ns
-        } else {
-            AAC_FRAME_NS
+        // An AAC frame always holds 1024 samples; the demuxer shortens the last one's duration to the edit list's
+        // end, which would hide that its samples run past the video.
+        let dur = match (route.video, dur0 > 0) {
+            (true, true) => dur0,
+            (true, false) => self.frame_ns,
+            (false, _) => AAC_FRAME_NS,
         };
         let Some(buffer) = sample.buffer_owned() else { return Ok(gst::FlowSuccess::Ok) };
         let (pts, dts) = {
@@ -544,26 +479,24 @@ impl Splicer {
                 (pts, pts)
             }
         };
-        let mut buffer = buffer;
-        {
-            let b = buffer.make_mut();
-            b.set_pts(clock_time(self.origin + pts));
-            b.set_dts(clock_time(self.origin + dts));
-            b.set_duration(clock_time(dur));
-            // GST_BUFFER_OFFSET_NONE: the demuxer's byte offsets mean nothing on the output timeline.
-            b.set_offset(u64::MAX);
-            b.set_offset_end(u64::MAX);
-            b.unset_flags(gst::BufferFlags::DISCONT);
+        let mut out = relock(&route.out);
+        match route.codec(&sample) {
+            Ok(Codec::Avc(avc)) => out.push_video(Video {
+                pts: self.origin + pts,
+                dts: self.origin + dts,
+                duration: dur,
+                keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                data: buffer,
+                avc: avc.clone(),
+            }),
+            Ok(Codec::Aac(adts)) => out.push_audio(Audio { pts: self.origin + pts, data: buffer, adts: *adts }),
+            Err(_) => return Err(gst::FlowError::NotNegotiated),
         }
-        // Buffers (lists), never samples: the persistent caps stay; no caps event per item.
-        route.send(buffer)
+        Ok(gst::FlowSuccess::Ok)
     }
 
     /// Closes the item on the timeline: pads audio with silent frames up to the video end, records the boundary.
-    pub fn finish_item(&self, item: &ItemPipeline, output: &Output) -> Result<(), EngineError> {
-        for route in &item.routes {
-            route.flush().map_err(|e| pipe_err(&item.item.title, format!("flush: {e:?}")))?;
-        }
+    pub fn finish_item(&self, output: &Output) {
         let mut pads = Vec::new();
         {
             let mut t = self.lock();
@@ -584,17 +517,10 @@ impl Splicer {
             t.stats.audio_padded += pads.iter().filter(|(r, _)| *r == 0).count() as u64;
             t.cut_at = None;
         }
+        let (adts, silence) = &self.silence;
         for (r, pts) in pads {
-            let mut b = self.silence.copy();
-            {
-                let bm = b.make_mut();
-                bm.set_pts(clock_time(self.origin + pts));
-                bm.set_dts(clock_time(self.origin + pts));
-                bm.set_duration(clock_time(AAC_FRAME_NS));
-            }
-            output.audio[r].push_buffer(b).map_err(|e| pipe_err("output audio", format!("silence: {e:?}")))?;
+            relock(&output.rungs[r]).push_audio(Audio { pts: self.origin + pts, data: silence.clone(), adts: *adts });
         }
-        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod engine;
 mod feed;
 pub mod playlist;
 pub mod runner;
+pub mod ts;
 
 use crate::config::{ChannelConfig, Config};
 use crate::media::house_format::HouseFormat;
@@ -213,6 +214,7 @@ impl Broadcaster {
             out_dir: hls_dir,
             rungs: hf.rungs.iter().map(|r| r.name.clone()).collect(),
             segment,
+            gop: Duration::from_secs(u64::from(hf.gop_seconds)),
             frame_ns: hf.frame_pts_ns(1),
             sync: true,
             origin_ns: 1_000_000_000,

@@ -3,7 +3,7 @@
 //! pipeline when it fails or stalls. It never ends the stream: no EOS reaches the segmenter while on air.
 
 use super::engine::{EngineError, EngineSettings, Item, ItemPipeline, Output, Splicer, Stats};
-use super::playlist::{parse_segment_file_name, Playlist, Segment};
+use super::playlist::{Playlist, Segment};
 use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
@@ -94,12 +94,8 @@ enum Exit {
     Rebuild(String),
 }
 
-/// Segments closed by the segmenter per rung, waiting until every rung has closed the same index.
-#[derive(Default)]
-struct Fragments {
-    opened: BTreeMap<u64, u64>,
-    closed: BTreeMap<u64, (usize, u64)>,
-}
+/// Segments closed per rung, waiting until every rung has closed the same index: (rungs, start, end).
+type Fragments = BTreeMap<u64, (usize, i64, i64)>;
 
 impl<F: Feed> Runner<F> {
     /// Runs until a Stop command (or the command channel closes).
@@ -139,16 +135,12 @@ impl<F: Feed> Runner<F> {
     fn session(&mut self, mut resume: Option<Next>) -> Result<(Exit, Option<Next>), EngineError> {
         let s = self.settings.clone();
         let output = Output::start(&s, self.playlist.next_seq())?;
-        let splicer = Splicer::new(output.rungs(), self.silence.clone(), s.origin_ns, s.frame_ns);
+        let splicer = Splicer::new(output.rungs(), &self.silence, s.origin_ns, s.frame_ns)?;
         let clock = gst::SystemClock::obtain();
         // Timeline 0 airs a little in the future so the first item can preroll without being late.
         let lead = Duration::from_millis(300);
         let base = clock.time() + gst::ClockTime::from_nseconds(lead.as_nanos() as u64);
         let wall0 = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
-        let bus = output
-            .pipeline
-            .bus()
-            .ok_or_else(|| EngineError::Pipeline { what: "output".into(), reason: "no bus".into() })?;
         let mut fragments = Fragments::default();
         let mut urgent: VecDeque<Next> = VecDeque::new();
 
@@ -180,7 +172,7 @@ impl<F: Feed> Runner<F> {
             // Position reached in the asset: where a cut, a stop or a rebuild leaves it.
             let reached = || current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
             let outcome = loop {
-                self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
+                self.drain_segments(&output, &mut fragments, wall0, s.origin_ns)?;
                 // Stop and rebuild both take the item off the air where it is; only a rebuild carries it over.
                 let interrupt = match self.commands.try_recv() {
                     Ok(Command::Stop) | Err(TryRecvError::Disconnected) => Some(None),
@@ -205,8 +197,8 @@ impl<F: Feed> Runner<F> {
                         let carry = resume_point(&current, at).map(|item| Next { item, tag: tag.clone() });
                         return Ok((Exit::Rebuild(reason), carry));
                     }
-                    output.finish(Duration::from_secs(3));
-                    self.drain_bus(&bus, &mut fragments, wall0, s.origin_ns)?;
+                    output.finish();
+                    self.drain_segments(&output, &mut fragments, wall0, s.origin_ns)?;
                     return Ok((Exit::Stop, None));
                 }
                 if cut_requested && splicer.past_cut() {
@@ -219,7 +211,7 @@ impl<F: Feed> Runner<F> {
                 }
             };
             current.stop();
-            splicer.finish_item(&current, &output)?;
+            splicer.finish_item(&output);
             self.feed.ended(&tag, wall(wall0, splicer.video_end()), &outcome);
             self.lock().stats = splicer.stats();
         }
@@ -252,65 +244,43 @@ impl<F: Feed> Runner<F> {
         None
     }
 
-    /// Turns the segmenter's fragment messages into playlist entries once every rung closed the same segment.
-    fn drain_bus(
+    /// Turns closed segments into playlist entries once every rung closed the same one; a write error ends the
+    /// session (the output is rebuilt).
+    fn drain_segments(
         &mut self,
-        bus: &gst::Bus,
-        f: &mut Fragments,
+        output: &Output,
+        fragments: &mut Fragments,
         wall0: DateTime<Utc>,
         origin: i64,
     ) -> Result<(), EngineError> {
-        while let Some(msg) = bus.pop() {
-            match msg.view() {
-                gst::MessageView::Error(e) => {
-                    let element = e.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-                    return Err(EngineError::Pipeline { what: element, reason: e.error().to_string() });
-                }
-                gst::MessageView::Element(el) => {
-                    let Some(st) = el.structure() else { continue };
-                    let opened = st.name() == "splitmuxsink-fragment-opened";
-                    if !opened && st.name() != "splitmuxsink-fragment-closed" {
-                        continue;
-                    }
-                    let Ok(location) = st.get::<String>("location") else { continue };
-                    let Ok(running_time) = st.get::<u64>("running-time") else { continue };
-                    let Some(index) = segment_index(&location) else { continue };
-                    if opened {
-                        f.opened.entry(index).or_insert(running_time);
-                        continue;
-                    }
-                    let entry = f.closed.entry(index).or_insert((0, running_time));
-                    entry.0 += 1;
-                    entry.1 = entry.1.max(running_time);
-                    if entry.0 < self.settings.rungs.len() {
-                        continue;
-                    }
-                    let (_, end) = f.closed.remove(&index).unwrap_or_default();
-                    let start = f.opened.remove(&index).unwrap_or(end);
-                    let duration = Duration::from_nanos(end.saturating_sub(start));
-                    let pdt = wall(wall0, start as i64 - origin);
-                    let segment = Segment { seq: index, duration, program_date_time: pdt, discontinuity: false };
-                    if let Err(e) = self.playlist.push_segment(segment) {
-                        tracing::error!("playlist: {e}");
-                    }
-                    let removed = self.playlist.collect_garbage(Utc::now());
-                    if !removed.is_empty() {
-                        tracing::debug!("deleted {} old segment file(s)", removed.len());
-                    }
-                    let mut snap = self.lock();
-                    snap.segments_written += 1;
-                    snap.last_segment = Some(Instant::now());
-                }
-                _ => {}
+        if let Some(e) = output.failure() {
+            return Err(e);
+        }
+        for closed in output.closed() {
+            let entry = fragments.entry(closed.index).or_insert((0, closed.start_ns, closed.end_ns));
+            entry.0 += 1;
+            entry.1 = entry.1.min(closed.start_ns);
+            entry.2 = entry.2.max(closed.end_ns);
+            if entry.0 < output.rungs() {
+                continue;
             }
+            let (_, start, end) = fragments.remove(&closed.index).unwrap_or_default();
+            let duration = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
+            let pdt = wall(wall0, start - origin);
+            let segment = Segment { seq: closed.index, duration, program_date_time: pdt, discontinuity: false };
+            if let Err(e) = self.playlist.push_segment(segment) {
+                tracing::error!("playlist: {e}");
+            }
+            let removed = self.playlist.collect_garbage(Utc::now());
+            if !removed.is_empty() {
+                tracing::debug!("deleted {} old segment file(s)", removed.len());
+            }
+            let mut snap = self.lock();
+            snap.segments_written += 1;
+            snap.last_segment = Some(Instant::now());
         }
         Ok(())
     }
-}
-
-/// `…/seg00000042.ts` → 42 (the segmenter names files the way the playlist expects).
-fn segment_index(location: &str) -> Option<u64> {
-    parse_segment_file_name(std::path::Path::new(location).file_name()?.to_str()?)
 }
 
 /// Wall-clock time of a point on the timeline.
