@@ -416,11 +416,6 @@ impl Playlist {
         self.settings.dir.join(rung).join(segment_file_name(seq))
     }
 
-    /// The segmenter's `location` pattern for `rung` (printf style, as splitmuxsink and hlssink3 take it).
-    pub fn segment_pattern(&self, rung: &str) -> PathBuf {
-        self.settings.dir.join(rung).join("seg%08d.ts")
-    }
-
     pub fn settings(&self) -> &PlaylistSettings {
         &self.settings
     }
