@@ -60,13 +60,21 @@ fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
         .collect()
 }
 
-/// Cycles the items; sends Stop once `limit` items have started (and Rebuild once `rebuild_at` have).
+/// What goes wrong once a given number of items have started.
+enum Disturb {
+    /// The rebuild command (as the stall watchdog sends it).
+    Rebuild,
+    /// A rung's folder is replaced by a file for a while: segments cannot be written, nor the folder made again.
+    BreakFolder { dir: PathBuf, for_: Duration },
+}
+
+/// Cycles the items; sends Stop once `limit` items have started, and disturbs once `disturb.0` have.
 struct CycleFeed {
     items: Vec<Item>,
     next: usize,
     started: usize,
     limit: usize,
-    rebuild_at: Option<usize>,
+    disturb: Option<(usize, Disturb)>,
     stop: Sender<RunnerCommand>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
     notices: Arc<Mutex<Vec<String>>>,
@@ -80,8 +88,22 @@ impl Feed for CycleFeed {
     }
     fn started(&mut self, _tag: &Tag, _title: &str, _start: chrono::DateTime<Utc>, _offset_ns: i64) {
         self.started += 1;
-        if Some(self.started) == self.rebuild_at {
-            let _ = self.stop.send(RunnerCommand::Rebuild("test".into()));
+        match &self.disturb {
+            Some((at, Disturb::Rebuild)) if *at == self.started => {
+                let _ = self.stop.send(RunnerCommand::Rebuild("test".into()));
+            }
+            Some((at, Disturb::BreakFolder { dir, for_ })) if *at == self.started => {
+                let away = dir.with_extension("away");
+                std::fs::rename(dir, &away).unwrap();
+                std::fs::write(dir, b"not a folder").unwrap();
+                let (dir, for_) = (dir.clone(), *for_);
+                std::thread::spawn(move || {
+                    std::thread::sleep(for_);
+                    std::fs::remove_file(&dir).unwrap();
+                    std::fs::rename(&away, &dir).unwrap();
+                });
+            }
+            _ => {}
         }
         if self.started == self.limit {
             let _ = self.stop.send(RunnerCommand::Stop);
@@ -112,7 +134,7 @@ fn play_with(
     items: Vec<Item>,
     out: &Path,
     limit: usize,
-    rebuild_at: Option<usize>,
+    disturb: Option<(usize, Disturb)>,
     origin_ns: i64,
 ) -> Played {
     let rungs = vvtv::broadcaster::playlist_rungs(hf, &items[0].files);
@@ -133,7 +155,7 @@ fn play_with(
         next: 0,
         started: 0,
         limit,
-        rebuild_at,
+        disturb,
         stop: tx,
         outcomes: outcomes.clone(),
         notices: notices.clone(),
@@ -338,11 +360,40 @@ fn rebuild_continues_numbering_with_one_discontinuity() {
     let hf = small_format();
     let items = make_items(&hf, &dir.path().join("media"));
     let out = dir.path().join("hls");
-    let p = play_with(&hf, items, &out, 40, Some(12), 1_000_000_000);
+    let p = play_with(&hf, items, &out, 40, Some((12, Disturb::Rebuild)), 1_000_000_000);
     assert_eq!(p.snap.restarts, 1, "{:?}", p.notices);
-    assert!(p.notices.iter().any(|n| n.starts_with("pipeline_rebuilt")), "{:?}", p.notices);
-    assert!(p.outcomes.iter().any(|o| matches!(o, Outcome::Interrupted { .. })), "the item on air was interrupted");
-    // Segment numbers go on without reuse or hole across the rebuild, on every rung.
+    assert_rebuilt_cleanly(&hf, &out, &p);
+}
+
+#[test]
+fn unwritable_segments_rebuild_with_back_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = small_format();
+    let items = make_items(&hf, &dir.path().join("media"));
+    let out = dir.path().join("hls");
+    let broken = out.join(&hf.rungs[1].name);
+    let disturb = Disturb::BreakFolder { dir: broken.clone(), for_: Duration::from_millis(2500) };
+    let p = play_with(&hf, items, &out, 40, Some((12, disturb)), 1_000_000_000);
+    // The write error (rebuild 1), the folder that cannot be made again (2), retried after 0.5 s (3), after 1 s more
+    // (4), and 2 s later the folder is back: 4 rebuilds, where retrying every 0.5 s would have made 6 or 7.
+    assert_eq!(p.snap.restarts, 4, "{:?}", p.notices);
+    let first = p.notices.first().expect("a notice");
+    assert!(first.contains(&broken.display().to_string()), "the error names the file: {first}");
+    assert!(
+        p.outcomes.iter().filter(|o| matches!(o, Outcome::Complete)).count() >= 30,
+        "playout went on: {:?}",
+        p.outcomes
+    );
+    assert_rebuilt_cleanly(&hf, &out, &p);
+}
+
+/// After one or more rebuilds: the item on air was interrupted, segment numbers go on without reuse or hole on every
+/// rung, the playlists carry exactly one discontinuity and every segment opens with a keyframe.
+fn assert_rebuilt_cleanly(hf: &HouseFormat, out: &Path, p: &Played) {
+    assert!(p.notices.iter().all(|n| n.starts_with("pipeline_rebuilt")), "{:?}", p.notices);
+    // The item on air when it happened, and the one the final stop takes off the air.
+    let interrupted = p.outcomes.iter().filter(|o| matches!(o, Outcome::Interrupted { .. })).count();
+    assert_eq!(interrupted, 2, "{:?}", p.outcomes);
     for rung in &hf.rungs {
         let seqs: Vec<u64> = segments(&out.join(&rung.name))
             .iter()
@@ -355,10 +406,9 @@ fn rebuild_continues_numbering_with_one_discontinuity() {
         // Exactly one discontinuity: still listed, or counted by DISCONTINUITY-SEQUENCE once it slid out.
         let text = std::fs::read_to_string(out.join(&rung.name).join("live.m3u8")).unwrap();
         assert_eq!(common::discontinuities(&text), 1, "{text}");
-    }
-    // Each pipeline's segments start on a keyframe.
-    for seg in segments(&out.join(&hf.rungs[0].name)) {
-        let first_video = probe_packets(&seg).into_iter().find(|p| p.video).expect("video");
-        assert!(first_video.key, "{} does not start with a keyframe", seg.display());
+        for seg in segments(&out.join(&rung.name)) {
+            let first_video = probe_packets(&seg).into_iter().find(|p| p.video).expect("video");
+            assert!(first_video.key, "{} does not start with a keyframe", seg.display());
+        }
     }
 }

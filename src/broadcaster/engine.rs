@@ -209,7 +209,7 @@ impl Drop for ItemPipeline {
     }
 }
 
-/// The timeline shared by every item of one output pipeline.
+/// The timeline shared by every item of one output.
 #[derive(Clone)]
 pub struct Splicer {
     tl: Arc<Mutex<Timeline>>,

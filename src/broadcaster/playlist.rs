@@ -370,7 +370,7 @@ impl Playlist {
         Ok(seq)
     }
 
-    /// The next pushed segment gets `#EXT-X-DISCONTINUITY` (e.g. the output pipeline was rebuilt).
+    /// The next pushed segment gets `#EXT-X-DISCONTINUITY` (e.g. the output was rebuilt).
     pub fn mark_discontinuity(&mut self) {
         self.pending_discontinuity = true;
     }

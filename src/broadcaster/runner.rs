@@ -1,13 +1,13 @@
 //! The playout loop of one channel, on its own OS thread: takes items from a [`Feed`], splices them with the engine,
-//! turns finished segments into playlist entries, obeys emergency and stop commands, and rebuilds the output
-//! pipeline when it fails or stalls. It never ends the stream: no EOS reaches the segmenter while on air.
+//! turns finished segments into playlist entries, obeys emergency and stop commands, and rebuilds the output when it
+//! fails or stalls (backing off while it keeps failing). It never ends the stream while on air.
 
 use super::engine::{EngineError, EngineSettings, Item, ItemPipeline, Output, Splicer, Stats};
 use super::playlist::{Playlist, Segment};
 use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ pub trait Feed: Send {
 pub enum Command {
     /// Air these items now, cutting the current one at its next keyframe.
     Emergency(Vec<Next>),
-    /// Tear down and rebuild the output pipeline (stall detected).
+    /// Tear down and rebuild the output (stall detected).
     Rebuild(String),
     Stop,
 }
@@ -101,17 +101,44 @@ impl<F: Feed> Runner<F> {
     /// Runs until a Stop command (or the command channel closes).
     pub fn run(mut self) {
         let mut resume: Option<Next> = None;
+        // Emergency items not aired yet: they outlive a rebuild.
+        let mut urgent = VecDeque::new();
+        let mut quick_failures = 0u32;
         loop {
-            match self.session(resume.take()) {
+            let started = Instant::now();
+            let reason = match self.session(resume.take(), &mut urgent) {
                 Ok((Exit::Stop, _)) => return,
                 Ok((Exit::Rebuild(reason), carry)) => {
                     resume = carry;
-                    self.rebuilt(&reason);
+                    reason
                 }
-                Err(e) => {
-                    self.rebuilt(&e.to_string());
-                    std::thread::sleep(Duration::from_millis(500));
+                Err(e) => e.to_string(),
+            };
+            self.rebuilt(&reason);
+            // An output that keeps failing (a full disk, a broken folder) is retried after 0.5, 1, 2 … 30 s instead
+            // of in a tight loop that would fill the event log; a session that ran for a minute resets the count.
+            quick_failures = if started.elapsed() > Duration::from_secs(60) { 0 } else { quick_failures + 1 };
+            if quick_failures > 1 {
+                let wait = Duration::from_millis(500 << (quick_failures - 2).min(6)).min(Duration::from_secs(30));
+                if !self.back_off(wait, &mut urgent) {
+                    return;
                 }
+            }
+        }
+    }
+
+    /// Waits before the next rebuild while still obeying commands; false when told to stop.
+    fn back_off(&mut self, wait: Duration, urgent: &mut VecDeque<Next>) -> bool {
+        let until = Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            match self.commands.recv_timeout(left) {
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return false,
+                Ok(Command::Emergency(items)) => urgent.extend(items),
+                Ok(Command::Rebuild(_)) | Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -123,16 +150,20 @@ impl<F: Feed> Runner<F> {
             s.restarts += 1;
             s.restarts
         };
-        self.feed.notice("pipeline_rebuilt", &format!("output pipeline rebuilt (restart {restarts}): {reason}"));
+        self.feed.notice("pipeline_rebuilt", &format!("output rebuilt (restart {restarts}): {reason}"));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One output pipeline's life: from a fresh timeline until stop or a failure that needs a rebuild.
+    /// One output's life: from a fresh timeline until stop or a failure that needs a rebuild.
     /// Returns the item to resume with after a rebuild.
-    fn session(&mut self, mut resume: Option<Next>) -> Result<(Exit, Option<Next>), EngineError> {
+    fn session(
+        &mut self,
+        mut resume: Option<Next>,
+        urgent: &mut VecDeque<Next>,
+    ) -> Result<(Exit, Option<Next>), EngineError> {
         let s = self.settings.clone();
         let output = Output::start(&s, self.playlist.next_seq())?;
         let splicer = Splicer::new(output.rungs(), &self.silence, s.origin_ns, s.frame_ns)?;
@@ -142,9 +173,8 @@ impl<F: Feed> Runner<F> {
         let base = clock.time() + gst::ClockTime::from_nseconds(lead.as_nanos() as u64);
         let wall0 = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
         let mut fragments = Fragments::default();
-        let mut urgent: VecDeque<Next> = VecDeque::new();
 
-        let mut next = self.prepare_next(&splicer, &output, &clock, &mut urgent, resume.take(), None);
+        let mut next = self.prepare_next(&splicer, &output, &clock, urgent, resume.take(), None);
         loop {
             let Some((current, tag)) = next.take() else {
                 return Ok((Exit::Stop, None));
@@ -153,7 +183,7 @@ impl<F: Feed> Runner<F> {
                 Ok(p) => p,
                 Err(e) => {
                     self.feed.ended(&tag, wall(wall0, splicer.video_end()), &Outcome::Failed { reason: e.to_string() });
-                    next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+                    next = self.prepare_next(&splicer, &output, &clock, urgent, None, Some(&tag));
                     continue;
                 }
             };
@@ -167,27 +197,29 @@ impl<F: Feed> Runner<F> {
                 snap.on_air_offset_ns = current.item.start_ns;
                 snap.on_air_duration_ns = current.item.duration_ns;
             }
-            next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+            next = self.prepare_next(&splicer, &output, &clock, urgent, None, Some(&tag));
             let mut cut_requested = false;
             // Position reached in the asset: where a cut, a stop or a rebuild leaves it.
             let reached = || current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
             let outcome = loop {
-                self.drain_segments(&output, &mut fragments, wall0, s.origin_ns)?;
-                // Stop and rebuild both take the item off the air where it is; only a rebuild carries it over.
-                let interrupt = match self.commands.try_recv() {
-                    Ok(Command::Stop) | Err(TryRecvError::Disconnected) => Some(None),
-                    Ok(Command::Rebuild(reason)) => Some(Some(reason)),
-                    Ok(Command::Emergency(items)) => {
+                // Stop and rebuild both take the item off the air where it is; only a rebuild carries it over. A
+                // segment that cannot be written is a rebuild too.
+                let written = self.drain_segments(&output, &mut fragments, wall0, s.origin_ns);
+                let interrupt = match written.map(|()| self.commands.try_recv()) {
+                    Err(e) => Some(Some(e.to_string())),
+                    Ok(Ok(Command::Stop) | Err(TryRecvError::Disconnected)) => Some(None),
+                    Ok(Ok(Command::Rebuild(reason))) => Some(Some(reason)),
+                    Ok(Ok(Command::Emergency(items))) => {
                         urgent.extend(items);
                         // The prepared item yields to the emergency; it stays scheduled and airs afterwards.
                         drop(next.take());
                         if splicer.cut(&current.item, placement, splicer.video_end()).is_some() {
                             cut_requested = true;
                         }
-                        next = self.prepare_next(&splicer, &output, &clock, &mut urgent, None, Some(&tag));
+                        next = self.prepare_next(&splicer, &output, &clock, urgent, None, Some(&tag));
                         None
                     }
-                    Err(TryRecvError::Empty) => None,
+                    Ok(Err(TryRecvError::Empty)) => None,
                 };
                 if let Some(rebuild) = interrupt {
                     let at = reached();

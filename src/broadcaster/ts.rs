@@ -296,6 +296,8 @@ impl Segmenter {
 
     fn write_video(&mut self, v: Video) {
         let cut = match &self.open {
+            // A segment must open with a keyframe: whatever comes before the first one cannot be decoded anyway.
+            None if !v.keyframe => return,
             None => true,
             Some(o) => v.keyframe && v.pts - o.start_ns + self.s.gop_ns > self.s.target_ns + SLACK_NS,
         };
@@ -619,6 +621,15 @@ mod tests {
         let avc = avc();
         let origin = 1_000_000_000;
         let (mut v, mut a) = (0i64, 0i64);
+        // A frame before the first keyframe cannot open a segment: it is dropped.
+        seg.push_video(Video {
+            pts: origin - 2 * frame,
+            dts: origin - 3 * frame,
+            duration: frame,
+            keyframe: false,
+            data: gst::Buffer::from_slice([0, 0, 0, 2, 0x41, 0x9a]),
+            avc: avc.clone(),
+        });
         // 10 s: audio runs up to 80 ms ahead of video, as MP4 interleaving hands it over.
         while v < 300 {
             let pts = origin + v * 1_000_000_000 / 30;
