@@ -21,7 +21,7 @@ const PACKET: usize = 188;
 const PMT_PID: u16 = 0x1000;
 const VIDEO_PID: u16 = 0x100;
 const AUDIO_PID: u16 = 0x101;
-/// PCR runs this far ahead of the DTS it accompanies: the time a decoder has to receive a frame before decoding it.
+/// The PCR sent with a frame is this much earlier than its DTS: the time a decoder has to receive it before decoding.
 const PCR_LEAD_TICKS: i64 = 9_000;
 /// A stream waits for the other to interleave at most this far ahead of it (an item without audio still airs).
 const MAX_AHEAD_NS: i64 = 2_000_000_000;
