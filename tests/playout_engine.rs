@@ -30,6 +30,22 @@ fn small_format() -> HouseFormat {
 }
 
 /// Three clips whose lengths are not multiples of the GOP, so every boundary exercises audio drop/pad.
+/// A work folder with the test items encoded in it; `out` is where the channel's HLS goes.
+struct Setup {
+    _dir: tempfile::TempDir,
+    hf: HouseFormat,
+    items: Vec<Item>,
+    out: PathBuf,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let hf = small_format();
+    let items = make_items(&hf, &dir.path().join("media"));
+    let out = dir.path().join("hls");
+    Setup { _dir: dir, hf, items, out }
+}
+
 fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
     let specs = [
         ("A", TestPattern::Bars75, 440.0, 2.5),
@@ -305,10 +321,7 @@ fn verify_rung(dir: &Path, hf: &HouseFormat, complete_s: f64) -> Vec<usize> {
 
 #[test]
 fn thousand_items_splice_without_gaps() {
-    let dir = tempfile::tempdir().unwrap();
-    let hf = small_format();
-    let items = make_items(&hf, &dir.path().join("media"));
-    let out = dir.path().join("hls");
+    let Setup { _dir, hf, items, out } = setup();
     let started = std::time::Instant::now();
     let (snap, outcomes) = play(&hf, items, &out, 1000, 1_000_000_000);
     eprintln!("1000 items in {:.1} s: {:?}", started.elapsed().as_secs_f64(), snap.stats);
@@ -334,10 +347,7 @@ fn thousand_items_splice_without_gaps() {
 
 #[test]
 fn mpeg_ts_timestamp_wrap_is_survived() {
-    let dir = tempfile::tempdir().unwrap();
-    let hf = small_format();
-    let items = make_items(&hf, &dir.path().join("media"));
-    let out = dir.path().join("hls");
+    let Setup { _dir, hf, items, out } = setup();
     // TS timestamps are 33 bits at 90 kHz (wrap after ~26.5 h). Start 40 s before the wrap.
     let wrap_s = (1u64 << 33) as f64 / 90_000.0;
     let origin_ns = ((wrap_s - 40.0) * 1e9) as i64;
@@ -356,10 +366,7 @@ fn mpeg_ts_timestamp_wrap_is_survived() {
 
 #[test]
 fn rebuild_continues_numbering_with_one_discontinuity() {
-    let dir = tempfile::tempdir().unwrap();
-    let hf = small_format();
-    let items = make_items(&hf, &dir.path().join("media"));
-    let out = dir.path().join("hls");
+    let Setup { _dir, hf, items, out } = setup();
     let p = play_with(&hf, items, &out, 40, Some((12, Disturb::Rebuild)), 1_000_000_000);
     assert_eq!(p.snap.restarts, 1, "{:?}", p.notices);
     assert_rebuilt_cleanly(&hf, &out, &p);
@@ -367,10 +374,7 @@ fn rebuild_continues_numbering_with_one_discontinuity() {
 
 #[test]
 fn unwritable_segments_rebuild_with_back_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let hf = small_format();
-    let items = make_items(&hf, &dir.path().join("media"));
-    let out = dir.path().join("hls");
+    let Setup { _dir, hf, items, out } = setup();
     let broken = out.join(&hf.rungs[1].name);
     let disturb = Disturb::BreakFolder { dir: broken.clone(), for_: Duration::from_millis(2500) };
     let p = play_with(&hf, items, &out, 40, Some((12, disturb)), 1_000_000_000);

@@ -158,7 +158,7 @@ impl Output {
 }
 
 /// Locks a mutex even if a streaming thread panicked while holding it: the data is still the best we have.
-fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn relock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

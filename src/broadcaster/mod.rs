@@ -164,7 +164,7 @@ impl Broadcaster {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+        engine::relock(&self.shared)
     }
 
     /// Makes the slate, recovers the playlists and starts the playout thread.

@@ -154,7 +154,7 @@ impl<F: Feed> Runner<F> {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+        super::engine::relock(&self.shared)
     }
 
     /// One output's life: from a fresh timeline until stop or a failure that needs a rebuild.

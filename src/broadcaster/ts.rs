@@ -88,27 +88,44 @@ impl Avc {
     /// Appends one access unit as Annex B: an access unit delimiter, the parameter sets before a keyframe (unless
     /// the sample carries its own), then every NAL unit but delimiters behind a start code.
     fn annex_b(&self, sample: &[u8], keyframe: bool, out: &mut Vec<u8>) -> Result<(), String> {
-        let n = self.nal_length_size;
-        let mut nals = Vec::with_capacity(8);
-        let mut pos = 0;
-        while pos < sample.len() {
-            let head = sample.get(pos..pos + n).ok_or("truncated NAL length")?;
-            let len = head.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-            let nal = sample.get(pos + n..pos + n + len).ok_or("NAL unit runs past the sample")?;
-            pos += n + len;
-            if !nal.is_empty() {
-                nals.push(nal);
-            }
+        let mut has_sps = false;
+        for nal in self.nal_units(sample) {
+            has_sps |= nal?[0] & 0x1f == 7;
         }
         out.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]);
-        if keyframe && !nals.iter().any(|nal| nal[0] & 0x1f == 7) {
+        if keyframe && !has_sps {
             out.extend_from_slice(&self.parameter_sets);
         }
-        for nal in nals.into_iter().filter(|nal| nal[0] & 0x1f != 9) {
+        // The first pass has validated every length.
+        for nal in self.nal_units(sample).flatten().filter(|nal| nal[0] & 0x1f != 9) {
             out.extend_from_slice(&[0, 0, 0, 1]);
             out.extend_from_slice(nal);
         }
         Ok(())
+    }
+
+    /// The non-empty NAL units of one length-prefixed sample, in order.
+    fn nal_units<'a>(&self, sample: &'a [u8]) -> impl Iterator<Item = Result<&'a [u8], String>> + 'a {
+        let n = self.nal_length_size;
+        let mut pos = 0;
+        std::iter::from_fn(move || {
+            while pos < sample.len() {
+                let Some(head) = sample.get(pos..pos + n) else {
+                    pos = sample.len();
+                    return Some(Err("truncated NAL length".to_string()));
+                };
+                let len = head.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+                let Some(nal) = sample.get(pos + n..pos + n + len) else {
+                    pos = sample.len();
+                    return Some(Err("NAL unit runs past the sample".to_string()));
+                };
+                pos += n + len;
+                if !nal.is_empty() {
+                    return Some(Ok(nal));
+                }
+            }
+            None
+        })
     }
 }
 
@@ -230,6 +247,9 @@ pub struct Segmenter {
     audio: VecDeque<Audio>,
     video_end: i64,
     pes: Vec<u8>,
+    /// PAT and PMT sections: the same at the head of every segment.
+    pat: Vec<u8>,
+    pmt: Vec<u8>,
     closed: Sender<Closed>,
     failure: Option<String>,
 }
@@ -246,6 +266,8 @@ impl Segmenter {
             audio: VecDeque::new(),
             video_end: 0,
             pes: Vec::with_capacity(256 * 1024),
+            pat: psi_section(0x00, &[0x00, 0x01, 0xe0 | (PMT_PID >> 8) as u8, PMT_PID as u8], 0x0001),
+            pmt: pmt_section(),
             closed,
             failure: None,
         }
@@ -352,14 +374,10 @@ impl Segmenter {
         match File::create(&path) {
             Ok(f) => {
                 self.open = Some(Open { index, start_ns, path, file: BufWriter::with_capacity(128 * 1024, f) });
-                let pat = psi_section(0x00, &[0x00, 0x01, 0xe0 | (PMT_PID >> 8) as u8, PMT_PID as u8], 0x0001);
-                let mut pmt_body = vec![0xe0 | (VIDEO_PID >> 8) as u8, VIDEO_PID as u8, 0xf0, 0x00];
-                for (stream_type, pid) in [(0x1b, VIDEO_PID), (0x0f, AUDIO_PID)] {
-                    pmt_body.extend_from_slice(&[stream_type, 0xe0 | (pid >> 8) as u8, pid as u8, 0xf0, 0x00]);
-                }
-                let pmt = psi_section(0x02, &pmt_body, 0x0001);
-                self.psi_packet(0x0000, 0, &pat);
-                self.psi_packet(PMT_PID, 1, &pmt);
+                let pat = psi_packet(0x0000, self.next_cc(0), &self.pat);
+                let pmt = psi_packet(PMT_PID, self.next_cc(1), &self.pmt);
+                self.write(&pat);
+                self.write(&pmt);
             }
             Err(e) => self.fail(&path, e),
         }
@@ -382,17 +400,6 @@ impl Segmenter {
             self.failure = Some(format!("{}: {e}", path.display()));
         }
         self.open = None;
-    }
-
-    fn psi_packet(&mut self, pid: u16, counter: usize, section: &[u8]) {
-        let mut pkt = [0xffu8; PACKET];
-        pkt[0] = 0x47;
-        pkt[1] = 0x40 | (pid >> 8) as u8;
-        pkt[2] = pid as u8;
-        pkt[3] = 0x10 | self.next_cc(counter);
-        pkt[4] = 0; // pointer field
-        pkt[5..5 + section.len()].copy_from_slice(section);
-        self.write(&pkt);
     }
 
     /// Cuts one PES packet into TS packets. The first carries the PCR and the random-access flag when asked; the
@@ -484,6 +491,27 @@ fn timestamp(prefix: u8, ts: i64) -> [u8; 5] {
 fn pcr_bytes(base: i64) -> [u8; 6] {
     let b = base as u64;
     [(b >> 25) as u8, (b >> 17) as u8, (b >> 9) as u8, (b >> 1) as u8, (((b & 1) << 7) as u8) | 0x7e, 0]
+}
+
+/// One TS packet holding a whole PSI section.
+fn psi_packet(pid: u16, cc: u8, section: &[u8]) -> [u8; PACKET] {
+    let mut pkt = [0xffu8; PACKET];
+    pkt[0] = 0x47;
+    pkt[1] = 0x40 | (pid >> 8) as u8;
+    pkt[2] = pid as u8;
+    pkt[3] = 0x10 | cc;
+    pkt[4] = 0; // pointer field
+    pkt[5..5 + section.len()].copy_from_slice(section);
+    pkt
+}
+
+/// The program's one PMT: H.264 video (which carries the PCR) and ADTS AAC audio.
+fn pmt_section() -> Vec<u8> {
+    let mut body = vec![0xe0 | (VIDEO_PID >> 8) as u8, VIDEO_PID as u8, 0xf0, 0x00];
+    for (stream_type, pid) in [(0x1b, VIDEO_PID), (0x0f, AUDIO_PID)] {
+        body.extend_from_slice(&[stream_type, 0xe0 | (pid >> 8) as u8, pid as u8, 0xf0, 0x00]);
+    }
+    psi_section(0x02, &body, 0x0001)
 }
 
 /// A PSI section (PAT or PMT) with version 0 and its CRC.
