@@ -164,19 +164,18 @@ fn seed_library(dir: &Path, source: &Option<PathBuf>) -> PathBuf {
                 renditions.push(vvtv::store::NewRendition {
                     rung: r.rung.clone(),
                     path: to,
-                    width: r.width as u32,
-                    height: r.height as u32,
-                    video_kbps: r.video_kbps as u32,
-                    size_bytes: r.size_bytes as u64,
+                    width: r.width,
+                    height: r.height,
+                    video_kbps: r.video_kbps,
+                    size_bytes: r.size_bytes,
                 });
             }
             store
                 .insert_asset(&vvtv::store::NewAsset {
                     title: format!("bench clip {i}"),
                     dir: copy,
-                    duration_ms: first.duration_ms,
-                    first_dts_ns: first.first_dts_ns,
-                    keyframes_ms: serde_json::from_str(&first.keyframes_ms).unwrap_or_default(),
+                    duration: first.duration,
+                    keyframes: first.keyframes.clone(),
                     renditions,
                     ..Default::default()
                 })

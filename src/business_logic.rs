@@ -6,14 +6,13 @@
 use crate::config::Config;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use vvtv_api::station::BusinessLogicValues;
 
 /// The effective rules, after config defaults and stored overrides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BusinessLogic {
     #[serde(rename = "planner.buffer_minutes")]
     pub buffer_minutes: u32,
-    #[serde(rename = "planner.exploration_rate")]
-    pub exploration_rate: f64,
     #[serde(rename = "planner.diversity_window")]
     pub diversity_window: u32,
     #[serde(rename = "planner.min_score")]
@@ -34,9 +33,8 @@ pub enum RuleError {
 }
 
 /// Every key an operator may set, in display order.
-pub const KEYS: [&str; 6] = [
+pub const KEYS: [&str; 5] = [
     "planner.buffer_minutes",
-    "planner.exploration_rate",
     "planner.diversity_window",
     "planner.min_score",
     "planner.auto_approve",
@@ -47,7 +45,6 @@ impl BusinessLogic {
     pub fn from_config(config: &Config) -> Self {
         BusinessLogic {
             buffer_minutes: config.planner.buffer_minutes,
-            exploration_rate: config.planner.exploration_rate,
             diversity_window: config.planner.diversity_window,
             min_score: config.planner.min_score,
             auto_approve: config.planner.auto_approve,
@@ -86,7 +83,6 @@ impl BusinessLogic {
         };
         match key {
             "planner.buffer_minutes" => self.buffer_minutes = whole(1, 1440)?,
-            "planner.exploration_rate" => self.exploration_rate = real(0.0, 1.0)?,
             "planner.diversity_window" => self.diversity_window = whole(0, 1000)?,
             "planner.min_score" => self.min_score = real(0.0, 1.0)?,
             "planner.auto_approve" => {
@@ -103,10 +99,10 @@ impl BusinessLogic {
     }
 
     /// The effective values as a key → JSON value map (what the API shows).
-    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub fn values(&self) -> BusinessLogicValues {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
+            Ok(serde_json::Value::Object(map)) => BusinessLogicValues(map.into_iter().collect()),
+            _ => BusinessLogicValues::default(),
         }
     }
 }
@@ -118,7 +114,7 @@ mod tests {
     #[test]
     fn every_key_is_settable_and_shown() {
         let mut bl = BusinessLogic::from_config(&Config::default());
-        let map = bl.to_map();
+        let map = bl.values().0;
         assert_eq!(map.len(), KEYS.len());
         for key in KEYS {
             assert!(map.contains_key(key), "{key} missing from {map:?}");
@@ -135,7 +131,7 @@ mod tests {
         let before = bl.clone();
         let e = bl.set("planner.buffer_minutes", "0").unwrap_err();
         assert_eq!(e.to_string(), "planner.buffer_minutes: \"0\" must be a whole number in 1..=1440");
-        assert!(bl.set("planner.exploration_rate", "1.5").is_err());
+        assert!(bl.set("planner.min_score", "1.5").is_err());
         assert!(bl.set("planner.auto_approve", "maybe").is_err());
         let e = bl.set("planner.colour", "blue").unwrap_err();
         assert!(e.to_string().starts_with("unknown key \"planner.colour\"; known keys: planner.buffer_minutes"));

@@ -33,6 +33,7 @@ pub struct Config {
     pub factory: FactoryConfig,
     pub curator: CuratorConfig,
     pub planner: PlannerConfig,
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -46,8 +47,26 @@ impl Default for Config {
             factory: FactoryConfig::default(),
             curator: CuratorConfig::default(),
             planner: PlannerConfig::default(),
+            log: LogConfig::default(),
         }
     }
+}
+
+/// How log lines are written (to stdout; the journal under systemd).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event; coloured only when stdout is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -188,6 +207,9 @@ pub struct FactoryConfig {
     pub workers: u32,
     /// Drop folder watched for new media; empty means `data_dir/inbox`.
     pub inbox_dir: Option<PathBuf>,
+    /// Folders whose files may be ingested by path (`vvtvctl ingest FILE`, `POST /api/v1/ingest {"path": …}`);
+    /// empty means the inbox and the data dir. Any other path is refused before it is opened.
+    pub ingest_roots: Vec<PathBuf>,
     pub vmaf_min: f64,
     /// Score every Nth frame for the VMAF gate. The default, 31, is about one frame a second and a prime: the scored
     /// frames walk through every position of the GOP and of the B-frame pattern instead of landing on the same frame
@@ -209,6 +231,7 @@ impl Default for FactoryConfig {
         FactoryConfig {
             workers: 1,
             inbox_dir: None,
+            ingest_roots: Vec::new(),
             vmaf_min: 85.0,
             vmaf_subsample: 31,
             min_height: 720,
@@ -256,18 +279,8 @@ pub struct CuratorConfig {
     pub sources: Vec<SourceConfig>,
 }
 
-/// Where a source's candidates come from.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    /// Web pages crawled with headless Chromium (`start_urls`, `search_url`).
-    #[default]
-    Browser,
-    /// An RSS, Atom or JSON Feed (`url`).
-    Feed,
-    /// A local directory of video files (`path`).
-    Folder,
-}
+/// Where a source's candidates come from (`browser`, `feed` or `folder`; `manual` is for plans entered by hand).
+pub use vvtv_api::SourceKind;
 
 /// One `[[curator.sources]]` entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -341,8 +354,6 @@ impl Default for CuratorConfig {
 pub struct PlannerConfig {
     /// Minutes of programme the planner keeps scheduled ahead of the air.
     pub buffer_minutes: u32,
-    /// Share of picks given to assets that have aired least (0..1).
-    pub exploration_rate: f64,
     /// An asset is not repeated within this many items.
     pub diversity_window: u32,
     /// Plans scoring at least this go to the factory without approval.
@@ -354,7 +365,6 @@ impl Default for PlannerConfig {
     fn default() -> Self {
         PlannerConfig {
             buffer_minutes: 30,
-            exploration_rate: 0.1,
             diversity_window: 3,
             min_score: 0.6,
             auto_approve: true,
@@ -484,6 +494,9 @@ impl Config {
             }
         }
         let f = &self.factory;
+        if let Some((i, root)) = f.ingest_roots.iter().enumerate().find(|(_, r)| !r.is_absolute()) {
+            return Err(invalid(format!("factory.ingest_roots[{i}]"), format!("{} must be absolute", root.display())));
+        }
         if !(1..=16).contains(&f.workers) {
             return Err(invalid("factory.workers", format!("{} is outside 1..=16", f.workers)));
         }
@@ -541,14 +554,14 @@ impl Config {
                         return Err(invalid(key("path"), "a folder source needs a path"));
                     }
                 }
+                SourceKind::Manual => {
+                    return Err(invalid(key("kind"), "\"manual\" is not a source kind: use browser, feed or folder"));
+                }
             }
         }
         let p = &self.planner;
         if !(1..=24 * 60).contains(&p.buffer_minutes) {
             return Err(invalid("planner.buffer_minutes", format!("{} is outside 1..=1440", p.buffer_minutes)));
-        }
-        if !(0.0..=1.0).contains(&p.exploration_rate) {
-            return Err(invalid("planner.exploration_rate", format!("{} is outside 0..=1", p.exploration_rate)));
         }
         if !(0.0..=1.0).contains(&p.min_score) {
             return Err(invalid("planner.min_score", format!("{} is outside 0..=1", p.min_score)));

@@ -2,10 +2,11 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use vvtv::config::Config;
+use vvtv::config::{Config, LogFormat};
 
 #[derive(Parser)]
 #[command(name = "vvtv", version, about = "VVTV: an autonomous 24/7 TV station")]
@@ -42,7 +43,14 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            init_tracing();
+            let config = match load(config.as_deref()) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("vvtv: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_tracing(config.log.format);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -65,13 +73,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let config = match &config_path {
-        Some(path) => {
-            Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()).context("bad config"))?
-        }
-        None => Config::default(),
-    };
+/// The config file, or the embedded default demo station without one.
+fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()).context("bad config")),
+        None => Ok(Config::default()),
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     let running = vvtv::station::start(config).await?;
     tracing::info!("listening on http://{}/", running.local_addr);
     for channel in &running.channels {
@@ -107,7 +117,8 @@ fn spawn_watchdog() {
     });
 }
 
-fn init_tracing() {
+/// Logs to stdout (the journal under systemd): colour only on a terminal, JSON lines when the config asks for them.
+fn init_tracing(format: LogFormat) {
     let spec = std::env::var("VVTV_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_owned());
     let mut filter = tracing_subscriber::EnvFilter::try_new(&spec)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -118,5 +129,10 @@ fn init_tracing() {
             filter = filter.add_directive(quiet);
         }
     }
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let ansi = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+    }
 }

@@ -68,8 +68,8 @@ fn seed_library(config_path: &Path) {
             .insert_asset(&vvtv::store::NewAsset {
                 title: "broken clip".into(),
                 dir: bad,
-                duration_ms: 5000,
-                keyframes_ms: vec![0, 2000, 4000],
+                duration: Duration::from_secs(5),
+                keyframes: [0, 2, 4].map(Duration::from_secs).to_vec(),
                 renditions,
                 ..Default::default()
             })

@@ -128,7 +128,7 @@ impl Feed for CycleFeed {
     fn ended(&mut self, _tag: &Tag, _end: chrono::DateTime<Utc>, outcome: &Outcome) {
         self.outcomes.lock().unwrap().push(outcome.clone());
     }
-    fn notice(&mut self, kind: &str, message: &str) {
+    fn notice(&mut self, kind: vvtv::store::EventKind, message: &str) {
         self.notices.lock().unwrap().push(format!("{kind}: {message}"));
     }
 }

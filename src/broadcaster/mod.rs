@@ -5,90 +5,63 @@
 //! ([`engine`]) is a remux only; the playlists ([`playlist`]) are written by VVTV, not by GStreamer.
 
 pub mod engine;
+pub mod error;
 mod feed;
 pub mod playlist;
 pub mod runner;
 pub mod ts;
 
+pub use error::BroadcasterError;
+
+use crate::actor::{self, Context};
 use crate::config::{ChannelConfig, Config};
+use crate::factory::FactoryHandle;
 use crate::media::house_format::HouseFormat;
 use crate::planner::PlannerHandle;
-use crate::station::{Context, Shutdown};
-use crate::store::{ChannelId, Store};
+use crate::shutdown::Shutdown;
+use crate::store::{Actor, AiringKind, ChannelId, EventKind, ScheduleStatus, Store};
 use engine::EngineSettings;
 use playlist::{Playlist, PlaylistSettings};
 use runner::{Command, Runner, Shared, Snapshot};
-use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-
-/// What is on air now.
-#[derive(Debug, Clone, Serialize)]
-pub struct OnAir {
-    pub title: String,
-    pub asset_id: Option<i64>,
-    pub kind: String,
-    pub position_seconds: f64,
-    pub duration_seconds: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BroadcasterStatus {
-    pub channel: ChannelId,
-    /// `starting`, `on-air`, `stopped` or `failed: <reason>`.
-    pub state: String,
-    pub on_air: Option<OnAir>,
-    pub next: Vec<crate::store::QueueItem>,
-    pub seconds_since_last_segment: Option<f64>,
-    pub segments_written: u64,
-    pub gaps_detected: u64,
-    pub restarts: u64,
-    pub max_av_offset_ms: f64,
-    pub items_aired: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BroadcasterError {
-    #[error("channel {0} is not on air yet")]
-    NotOnAir(ChannelId),
-    #[error("{0}")]
-    Failed(String),
-}
+use vvtv_api::broadcast::{BroadcastState, OnAir, StreamingStatus};
 
 enum Msg {
-    Status(oneshot::Sender<BroadcasterStatus>),
+    Status(oneshot::Sender<StreamingStatus>),
     Emergency { count: u32, reason: String, reply: oneshot::Sender<Result<String, BroadcasterError>> },
 }
 
+/// One channel's broadcaster: channel ends only.
 #[derive(Clone, Debug)]
 pub struct BroadcasterHandle {
+    channel: ChannelId,
     tx: mpsc::Sender<Msg>,
 }
 
 impl BroadcasterHandle {
-    pub fn spawn(ctx: &Context, channel: ChannelConfig, planner: PlannerHandle) -> BroadcasterHandle {
+    pub fn spawn(ctx: &Context, channel: ChannelConfig, planner: PlannerHandle, factory: FactoryHandle) -> Self {
         let (tx, rx) = mpsc::channel(16);
-        let (shutdown, guard) = ctx.shutdown();
+        let id = ChannelId(channel.id.clone());
         let b = Broadcaster {
             rx,
             config: ctx.config.clone(),
-            id: ChannelId(channel.id.clone()),
+            id: id.clone(),
             channel,
             store: ctx.store.clone(),
             planner,
+            factory,
             shared: Arc::new(Mutex::new(Snapshot::default())),
             commands: None,
-            state: "starting".into(),
+            state: BroadcastState::Starting,
+            detail: None,
         };
-        tokio::spawn(async move {
-            b.run(shutdown).await;
-            drop(guard);
-        });
-        BroadcasterHandle { tx }
+        actor::spawn("broadcaster", ctx, |shutdown| b.run(shutdown));
+        BroadcasterHandle { channel: id, tx }
     }
 
-    pub async fn status(&self) -> Option<BroadcasterStatus> {
+    pub async fn status(&self) -> Option<StreamingStatus> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Msg::Status(tx)).await.ok()?;
         rx.await.ok()
@@ -97,11 +70,9 @@ impl BroadcasterHandle {
     /// Airs `count` items from the emergency pool (or a slate showing `reason`) from the next keyframe on.
     pub async fn emergency(&self, count: u32, reason: String) -> Result<String, BroadcasterError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Emergency { count, reason, reply })
-            .await
-            .map_err(|_| BroadcasterError::Failed("broadcaster stopped".into()))?;
-        rx.await.map_err(|_| BroadcasterError::Failed("broadcaster stopped".into()))?
+        let stopped = || BroadcasterError::Stopped(self.channel.clone());
+        self.tx.send(Msg::Emergency { count, reason, reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
@@ -112,9 +83,12 @@ struct Broadcaster {
     channel: ChannelConfig,
     store: Store,
     planner: PlannerHandle,
+    factory: FactoryHandle,
     shared: Shared,
     commands: Option<std::sync::mpsc::Sender<Command>>,
-    state: String,
+    state: BroadcastState,
+    /// Why playout failed to start.
+    detail: Option<String>,
 }
 
 impl Broadcaster {
@@ -124,8 +98,9 @@ impl Broadcaster {
             started = self.start_playout() => match started {
                 Ok(handle) => Some(handle),
                 Err(e) => {
-                    self.state = format!("failed: {e}");
-                    self.store.event("broadcaster", Some(&self.id), "playout_failed", &format!("cannot start playout: {e}"), serde_json::json!({})).await;
+                    self.state = BroadcastState::Failed;
+                    self.detail = Some(e.to_string());
+                    self.store.event(Actor::Broadcaster, Some(&self.id), EventKind::PlayoutFailed, &format!("cannot start playout: {e}"), serde_json::json!({})).await;
                     None
                 }
             },
@@ -168,14 +143,16 @@ impl Broadcaster {
     }
 
     /// Makes the slate, recovers the playlists and starts the playout thread.
-    async fn start_playout(&mut self) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    async fn start_playout(&mut self) -> Result<std::thread::JoinHandle<()>, BroadcasterError> {
         let hf = HouseFormat::from_config(&self.config.house_format);
-        let slate = feed::ensure_slate(&self.store, &self.config, &self.channel, &hf).await?;
+        let slate = feed::ensure_slate(&self.store, &self.factory, &self.channel, &hf).await?;
         let hls_dir = self.config.storage.hls_dir().join(&self.id.0);
         let b = &self.config.broadcaster;
         let segment = Duration::from_secs(u64::from(hf.segment_seconds));
         let (hf2, samples) = (hf.clone(), slate.item.files.clone());
-        let rungs = tokio::task::spawn_blocking(move || playlist_rungs(&hf2, &samples)).await?;
+        let rungs = tokio::task::spawn_blocking(move || playlist_rungs(&hf2, &samples))
+            .await
+            .map_err(|e| BroadcasterError::Io { what: "reading the rungs' codecs".into(), source: e.into() })?;
         let settings = PlaylistSettings {
             dir: hls_dir.clone(),
             rungs,
@@ -183,13 +160,15 @@ impl Broadcaster {
             segment_duration: segment,
             grace: Duration::from_secs(u64::from(b.segment_grace_seconds)),
         };
-        let playlist = tokio::task::spawn_blocking(move || Playlist::recover(settings)).await??;
+        let playlist = tokio::task::spawn_blocking(move || Playlist::recover(settings))
+            .await
+            .map_err(|e| BroadcasterError::Io { what: "recovering the playlists".into(), source: e.into() })??;
         let recovery = playlist.recovery().clone();
         self.store
             .event(
-                "broadcaster",
+                Actor::Broadcaster,
                 Some(&self.id),
-                "playlist_recovered",
+                EventKind::PlaylistRecovered,
                 &format!("playlists: {recovery}"),
                 serde_json::json!(recovery),
             )
@@ -206,6 +185,7 @@ impl Broadcaster {
             hf.clone(),
             slate,
             self.planner.clone(),
+            self.factory.clone(),
             last_published,
         )
         .await?;
@@ -220,45 +200,36 @@ impl Broadcaster {
             origin_ns: 1_000_000_000,
         };
         let runner = Runner { settings, feed, playlist, commands: rx, shared: self.shared.clone(), silence };
-        let handle = std::thread::Builder::new().name(format!("playout-{}", self.id)).spawn(move || runner.run())?;
+        let handle = std::thread::Builder::new()
+            .name(format!("playout-{}", self.id))
+            .spawn(move || runner.run())
+            .map_err(|source| BroadcasterError::Io { what: "starting the playout thread".into(), source })?;
         self.commands = Some(tx);
-        self.state = "on-air".into();
+        self.state = BroadcastState::OnAir;
         Ok(handle)
     }
 
-    async fn status(&self) -> BroadcasterStatus {
+    async fn status(&self) -> StreamingStatus {
         let snap = self.lock().clone();
         let on_air = snap.on_air_title.as_ref().map(|title| {
             let (asset_id, kind) = match &snap.on_air_tag {
-                Some(runner::Tag::Scheduled { asset_id, .. }) => (Some(*asset_id), "scheduled"),
-                Some(runner::Tag::Emergency { asset_id, .. }) => (*asset_id, "emergency"),
-                _ => (None, "slate"),
+                Some(runner::Tag::Scheduled { asset_id, .. }) => (Some(*asset_id), AiringKind::Scheduled),
+                Some(runner::Tag::Emergency { asset_id, .. }) => (*asset_id, AiringKind::Emergency),
+                _ => (None, AiringKind::Slate),
             };
-            let elapsed =
-                snap.on_air_started.map(|s| (chrono::Utc::now() - s).num_milliseconds() as f64 / 1000.0).unwrap_or(0.0);
-            OnAir {
-                title: title.clone(),
-                asset_id,
-                kind: kind.into(),
-                position_seconds: (snap.on_air_offset_ns as f64 / 1e9 + elapsed.max(0.0))
-                    .min(snap.on_air_duration_ns as f64 / 1e9),
-                duration_seconds: snap.on_air_duration_ns as f64 / 1e9,
-            }
+            let elapsed = snap.on_air_started.and_then(|s| (chrono::Utc::now() - s).to_std().ok()).unwrap_or_default();
+            let duration = Duration::from_nanos(snap.on_air_duration_ns.max(0) as u64);
+            let offset = Duration::from_nanos(snap.on_air_offset_ns.max(0) as u64);
+            OnAir { title: title.clone(), asset_id, kind, position: (offset + elapsed).min(duration), duration }
         });
-        BroadcasterStatus {
+        let next = self.store.upcoming(&self.id, 6).await.unwrap_or_default();
+        StreamingStatus {
             channel: self.id.clone(),
-            state: self.state.clone(),
+            state: self.state,
+            detail: self.detail.clone(),
             on_air,
-            next: self
-                .store
-                .upcoming(&self.id, 6)
-                .await
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|i| i.status == crate::store::ScheduleStatus::Scheduled)
-                .take(5)
-                .collect(),
-            seconds_since_last_segment: snap.last_segment.map(|t| t.elapsed().as_secs_f64()),
+            next: next.into_iter().filter(|i| i.status == ScheduleStatus::Scheduled).take(5).collect(),
+            since_last_segment: snap.last_segment.map(|t| t.elapsed()),
             segments_written: snap.segments_written,
             gaps_detected: snap.stats.gaps,
             restarts: snap.restarts,
@@ -272,21 +243,19 @@ impl Broadcaster {
             return Err(BroadcasterError::NotOnAir(self.id.clone()));
         };
         let hf = HouseFormat::from_config(&self.config.house_format);
-        let items = feed::emergency_items(&self.store, &self.config, &self.channel, &hf, count, &reason)
-            .await
-            .map_err(|e| BroadcasterError::Failed(format!("cannot prepare emergency items: {e}")))?;
+        let items = feed::emergency_items(&self.store, &self.factory, &self.channel, &hf, count, &reason).await?;
         let titles: Vec<String> = items.iter().map(|n| n.item.title.clone()).collect();
         let message = format!(
             "emergency: airing {} item(s) from the next keyframe ({}); reason: {reason}",
             titles.len(),
             titles.join(", ")
         );
-        tx.send(Command::Emergency(items)).map_err(|_| BroadcasterError::Failed("playout thread stopped".into()))?;
+        tx.send(Command::Emergency(items)).map_err(|_| BroadcasterError::Stopped(self.id.clone()))?;
         self.store
             .event(
-                "broadcaster",
+                Actor::Broadcaster,
                 Some(&self.id),
-                "emergency",
+                EventKind::Emergency,
                 &message,
                 serde_json::json!({ "count": count, "reason": reason, "items": titles }),
             )

@@ -4,6 +4,7 @@
 
 use super::engine::{EngineError, EngineSettings, Item, ItemPipeline, Output, Splicer, Stats};
 use super::playlist::{Playlist, Segment};
+use crate::store::{AssetId, EventKind, ScheduleId};
 use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 /// Identifies what an item is, so the feed can record it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tag {
-    Scheduled { schedule_id: i64, asset_id: i64 },
-    Emergency { asset_id: Option<i64>, reason: String },
+    Scheduled { schedule_id: ScheduleId, asset_id: AssetId },
+    Emergency { asset_id: Option<AssetId>, reason: String },
     Slate,
 }
 
@@ -50,7 +51,7 @@ pub trait Feed: Send {
     fn started(&mut self, tag: &Tag, title: &str, start: DateTime<Utc>, offset_ns: i64);
     fn ended(&mut self, tag: &Tag, end: DateTime<Utc>, outcome: &Outcome);
     /// Something the operator should know (rebuilds, skipped assets); also recorded as an event.
-    fn notice(&mut self, kind: &str, message: &str);
+    fn notice(&mut self, kind: EventKind, message: &str);
 }
 
 pub enum Command {
@@ -150,7 +151,7 @@ impl<F: Feed> Runner<F> {
             s.restarts += 1;
             s.restarts
         };
-        self.feed.notice("pipeline_rebuilt", &format!("output rebuilt (restart {restarts}): {reason}"));
+        self.feed.notice(EventKind::PipelineRebuilt, &format!("output rebuilt (restart {restarts}): {reason}"));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {

@@ -3,29 +3,31 @@
 //! a Creative Commons / Media RSS license element in the entry's XML.
 
 use super::browser::{normalize_license, Found, Politeness};
+use super::error::CuratorError;
 
 /// Media types and file endings taken as video.
 const VIDEO_EXTENSIONS: [&str; 6] = [".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv"];
 
 /// Fetches and parses a feed (robots.txt and the per-domain delay apply), returning its video entries.
-pub async fn fetch(url: &str, politeness: &Politeness, client: &reqwest::Client) -> Result<Vec<Found>, String> {
-    politeness.allowed(url).await.map_err(|reason| format!("{url}: {reason}"))?;
+pub async fn fetch(url: &str, politeness: &Politeness, client: &reqwest::Client) -> Result<Vec<Found>, CuratorError> {
+    let failed = |reason: String| CuratorError::Feed { url: url.to_owned(), reason };
+    politeness.allowed(url).await.map_err(failed)?;
     politeness.wait_turn(url).await;
-    let resp = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let resp = client.get(url).send().await.map_err(|e| failed(e.to_string()))?;
     if !resp.status().is_success() {
-        return Err(format!("{url}: the server answered {}", resp.status()));
+        return Err(failed(format!("the server answered {}", resp.status())));
     }
-    let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    let body = resp.bytes().await.map_err(|e| failed(e.to_string()))?;
     parse(url, &body)
 }
 
 /// The video entries of a feed document.
-pub fn parse(url: &str, body: &[u8]) -> Result<Vec<Found>, String> {
+pub fn parse(url: &str, body: &[u8]) -> Result<Vec<Found>, CuratorError> {
     let feed = feed_rs::parser::Builder::new()
         .base_uri(Some(url))
         .build()
         .parse(body)
-        .map_err(|e| format!("{url}: not a feed: {e}"))?;
+        .map_err(|e| CuratorError::Feed { url: url.to_owned(), reason: format!("not a feed: {e}") })?;
     let raw = String::from_utf8_lossy(body);
     let item_licenses = raw_item_licenses(&raw);
     let feed_license = feed.rights.as_ref().and_then(|r| normalize_license(&r.content));

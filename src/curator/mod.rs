@@ -11,95 +11,50 @@
 //! curator never competes with itself for the two cores it shares with the factory.
 
 pub mod browser;
+pub mod error;
 mod feed;
 pub mod score;
 
+pub use error::CuratorError;
+
+use crate::actor::{self, Context};
 use crate::business_logic::BusinessLogic;
 use crate::config::{Config, SourceConfig, SourceKind};
-use crate::factory::FactoryHandle;
-use crate::station::{Context, Shutdown};
-use crate::store::{JobOrigin, NewJob, NewPlan, PlanStatus, Store};
+use crate::factory::{FactoryHandle, JobEnded};
+use crate::shutdown::Shutdown;
+use crate::store::{JobInput, JobOrigin, JobStatus, NewJob, NewPlan, PlanId, PlanStatus, Store};
 use browser::{Browser, BrowserOptions, CrawlSpec, Found, Politeness};
+use chrono::Utc;
 use score::{CandidateInfo, Scorer, Style};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+pub use vvtv_api::curator::{
+    Approved, BreakerPhase, BreakerReport, CuratorState, CuratorStatus, DiscoveryReport as Report, PlannedItem,
+    RejectedItem, RunSummary,
+};
 
 /// Video files a folder source takes.
 const VIDEO_EXTENSIONS: [&str; 8] = ["mp4", "m4v", "mov", "mkv", "webm", "ts", "avi", "mpg"];
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CuratorStatus {
-    /// `disabled`, `idle` or `discovering <source>`.
-    pub state: String,
-    pub sources: usize,
-    /// LLM circuit breaker: `closed`, `open`, `half-open`, or `disabled` when no LLM is configured.
-    pub breaker: String,
-    pub breaker_detail: score::BreakerState,
-    pub last_run: Option<RunSummary>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    pub source: String,
-    pub finished_ms: i64,
-    pub planned: usize,
-    pub rejected: usize,
-    pub seconds: f64,
-}
-
-/// What one discovery did: the plans it made and the candidates it turned down, with reasons.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Report {
-    pub planned: Vec<PlannedItem>,
-    pub rejected: Vec<RejectedItem>,
-    /// Pages not visited (robots.txt, off-site, budget) and why.
-    pub skipped: Vec<RejectedItem>,
-    pub errors: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PlannedItem {
-    pub plan_id: i64,
-    pub title: String,
-    pub media_url: String,
-    pub score: f64,
-    pub scorer: String,
-    pub status: PlanStatus,
-    pub job_id: Option<i64>,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RejectedItem {
-    pub url: String,
-    pub reason: String,
-}
+/// How often the published status is refreshed while idle (the breaker cools down with time).
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 enum Msg {
-    Discover { query: Option<String>, max_plans: u32, reply: oneshot::Sender<Report> },
+    Discover { query: Option<String>, max_plans: u32, reply: oneshot::Sender<Result<Report, CuratorError>> },
+    Approve { plan: PlanId, reply: oneshot::Sender<Result<Approved, CuratorError>> },
 }
 
-#[derive(Clone)]
+/// The curator's whole public surface: a request channel and its published status.
+#[derive(Clone, Debug)]
 pub struct CuratorHandle {
     tx: mpsc::Sender<Msg>,
-    status: Arc<Mutex<CuratorStatus>>,
-    scorer: Scorer,
-}
-
-impl std::fmt::Debug for CuratorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CuratorHandle")
-    }
+    status: watch::Receiver<CuratorStatus>,
 }
 
 impl CuratorHandle {
     pub fn spawn(ctx: &Context, factory: FactoryHandle) -> CuratorHandle {
         let (tx, rx) = mpsc::channel(16);
-        let (shutdown, guard) = ctx.shutdown();
         let cfg = &ctx.config.curator;
         let llm = (!cfg.llm.url.trim().is_empty()).then(|| score::LlmConfig {
             protocol: if cfg.llm.protocol == "openai" { score::Protocol::Openai } else { score::Protocol::Ollama },
@@ -108,46 +63,66 @@ impl CuratorHandle {
             timeout: Duration::from_secs(cfg.llm.timeout_seconds.max(1)),
         });
         let scorer = Scorer::new(llm, Duration::from_secs(cfg.llm_cool_down_seconds));
-        let breaker = scorer.breaker();
-        let status = Arc::new(Mutex::new(CuratorStatus {
-            state: if cfg.enabled { "idle" } else { "disabled" }.into(),
+        let idle = if cfg.enabled { CuratorState::Idle } else { CuratorState::Disabled };
+        let breaker = breaker_report(&scorer);
+        let (status_tx, status) = watch::channel(CuratorStatus {
+            state: idle,
+            source: None,
             sources: cfg.sources.len(),
-            breaker: breaker.state.clone(),
+            breaker: breaker.state,
             breaker_detail: breaker,
             last_run: None,
-        }));
+        });
         let politeness = Politeness::new(&ctx.config.user_agent(), http_client(&ctx.config));
         let curator = Curator {
             store: ctx.store.clone(),
             config: ctx.config.clone(),
             rules: ctx.rules.clone(),
+            ended: factory.subscribe(),
             factory,
-            scorer: scorer.clone(),
+            scorer,
             politeness,
-            status: status.clone(),
+            status: status_tx,
+            idle,
         };
-        tokio::spawn(async move {
-            curator.run(rx, shutdown).await;
-            drop(guard);
-        });
-        CuratorHandle { tx, status, scorer }
+        actor::spawn("curator", ctx, |shutdown| curator.run(rx, shutdown));
+        CuratorHandle { tx, status }
     }
 
-    pub async fn status(&self) -> Option<CuratorStatus> {
-        let mut status = self.status.lock().ok()?.clone();
-        status.breaker_detail = self.scorer.breaker();
-        status.breaker = status.breaker_detail.state.clone();
-        Some(status)
+    /// The curator's state as last published (its breaker refreshed every few seconds).
+    pub fn status(&self) -> CuratorStatus {
+        self.status.borrow().clone()
     }
 
     /// Runs the browser sources now (with `query` where they have a search URL) and returns what was planned.
-    pub async fn discover(&self, query: Option<String>, max_plans: u32) -> Result<Report, String> {
+    pub async fn discover(&self, query: Option<String>, max_plans: u32) -> Result<Report, CuratorError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Discover { query, max_plans, reply })
-            .await
-            .map_err(|_| "the curator is not running".to_string())?;
-        rx.await.map_err(|_| "the curator stopped during the discovery".to_string())
+        self.tx.send(Msg::Discover { query, max_plans, reply }).await.map_err(|_| CuratorError::Stopped)?;
+        rx.await.map_err(|_| CuratorError::Interrupted)?
+    }
+
+    /// Sends a waiting plan to the factory.
+    pub async fn approve(&self, plan: PlanId) -> Result<Approved, CuratorError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Approve { plan, reply }).await.map_err(|_| CuratorError::Stopped)?;
+        rx.await.map_err(|_| CuratorError::Stopped)?
+    }
+}
+
+/// The scorer's breaker as the API shows it.
+fn breaker_report(scorer: &Scorer) -> BreakerReport {
+    let b = scorer.breaker();
+    let state = match b.state.as_str() {
+        "open" => BreakerPhase::Open,
+        "half-open" => BreakerPhase::HalfOpen,
+        "disabled" => BreakerPhase::Disabled,
+        _ => BreakerPhase::Closed,
+    };
+    BreakerReport {
+        state,
+        consecutive_failures: b.consecutive_failures,
+        opened_at: b.opened_at_ms.and_then(chrono::DateTime::from_timestamp_millis),
+        last_error: b.last_error,
     }
 }
 
@@ -161,16 +136,20 @@ fn http_client(config: &Config) -> reqwest::Client {
 
 struct Curator {
     store: Store,
-    config: Arc<Config>,
+    config: std::sync::Arc<Config>,
     rules: watch::Receiver<BusinessLogic>,
     factory: FactoryHandle,
+    /// Jobs the factory finished: the plans they came from are updated here (the curator writes plan statuses).
+    ended: broadcast::Receiver<JobEnded>,
     scorer: Scorer,
     politeness: Politeness,
-    status: Arc<Mutex<CuratorStatus>>,
+    status: watch::Sender<CuratorStatus>,
+    /// The state between runs: idle, or disabled.
+    idle: CuratorState,
 }
 
 impl Curator {
-    async fn run(self, mut rx: mpsc::Receiver<Msg>, mut shutdown: Shutdown) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut shutdown: Shutdown) {
         let enabled = self.config.curator.enabled;
         // When each scheduled source is next due; the first runs start a little after start-up.
         let mut due: HashMap<String, Instant> = self
@@ -181,19 +160,26 @@ impl Curator {
             .filter(|s| s.interval_minutes > 0)
             .map(|s| (s.name.clone(), Instant::now() + Duration::from_secs(15)))
             .collect();
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(STATUS_EVERY);
         loop {
             tokio::select! {
                 _ = shutdown.recv() => return,
+                ended = self.ended.recv() => match ended {
+                    Ok(ended) => self.job_ended(&ended).await,
+                    Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!("curator missed {n} job outcome(s)"),
+                    Err(broadcast::error::RecvError::Closed) => {}
+                },
                 msg = rx.recv() => match msg {
                     None => return,
+                    Some(Msg::Approve { plan, reply }) => { let _ = reply.send(self.approve(plan).await); }
                     Some(Msg::Discover { query, max_plans, reply }) => {
                         let sources: Vec<SourceConfig> = self.config.curator.sources.iter()
                             .filter(|s| s.kind == SourceKind::Browser).cloned().collect();
-                        let mut report = Report::default();
                         if sources.is_empty() {
-                            report.errors.push("no browser source is configured ([[curator.sources]] with kind = \"browser\")".into());
+                            let _ = reply.send(Err(CuratorError::NoBrowserSource));
+                            continue;
                         }
+                        let mut report = Report::default();
                         let mut left = max_plans;
                         for src in sources {
                             if left == 0 { break; }
@@ -204,10 +190,14 @@ impl Curator {
                             }
                             left = left.saturating_sub((report.planned.len() - before) as u32);
                         }
-                        let _ = reply.send(report);
+                        let _ = reply.send(Ok(report));
                     }
                 },
-                _ = tick.tick(), if enabled => {
+                _ = tick.tick() => {
+                    self.publish(|_| {});
+                    if !enabled {
+                        continue;
+                    }
                     let now = Instant::now();
                     let ready: Vec<SourceConfig> = self.config.curator.sources.iter()
                         .filter(|s| due.get(&s.name).is_some_and(|t| *t <= now)).cloned().collect();
@@ -224,17 +214,67 @@ impl Curator {
         }
     }
 
-    fn set_state(&self, state: String) {
-        if let Ok(mut s) = self.status.lock() {
-            s.state = state;
+    /// Publishes the status with `change` applied and the breaker read afresh.
+    fn publish(&self, change: impl FnOnce(&mut CuratorStatus)) {
+        let breaker = breaker_report(&self.scorer);
+        self.status.send_modify(|s| {
+            change(s);
+            s.breaker = breaker.state;
+            s.breaker_detail = breaker;
+        });
+    }
+
+    /// A job of one of our plans ended: the plan follows it.
+    async fn job_ended(&self, ended: &JobEnded) {
+        let Some(plan) = ended.plan else { return };
+        let status = match ended.status {
+            JobStatus::Ready => PlanStatus::Done,
+            JobStatus::Rejected => PlanStatus::Rejected,
+            _ => PlanStatus::Failed,
+        };
+        if let Err(e) = self.store.set_plan_status(plan, status).await {
+            tracing::error!("cannot record the end of plan {plan}: {e}");
         }
+    }
+
+    /// An operator's approval of a waiting plan.
+    async fn approve(&self, id: PlanId) -> Result<Approved, CuratorError> {
+        let plan = self.store.plan(id).await?;
+        if !matches!(plan.status, PlanStatus::Pending | PlanStatus::Approved) {
+            return Err(CuratorError::NotPending { id, status: plan.status });
+        }
+        let job = self.queue_plan(id).await?;
+        let message = format!("plan {id} ({}) approved: job {job}", plan.title);
+        let data = serde_json::json!({ "plan_id": id, "job_id": job });
+        self.store.event(crate::store::Actor::Curator, None, crate::store::EventKind::PlanApproved, &message, data).await;
+        Ok(Approved { plan_id: id, job_id: job })
+    }
+
+    /// Sends a plan to the factory: a job with the plan's URL and title; the plan becomes `queued`.
+    async fn queue_plan(&self, plan_id: PlanId) -> Result<crate::store::JobId, CuratorError> {
+        let plan = self.store.plan(plan_id).await?;
+        let input = JobInput::parse(&plan.media_url).map_err(|reason| CuratorError::Feed { url: plan.media_url.clone(), reason })?;
+        let job = NewJob {
+            plan_id: Some(plan.id),
+            input,
+            origin: JobOrigin::Plan,
+            title: Some(plan.title.clone()).filter(|t| !t.trim().is_empty()),
+            priority: 0,
+            webhook_url: None,
+        };
+        let job = self.factory.ingest(job).await?;
+        self.store.set_plan_status(plan.id, PlanStatus::Queued).await?;
+        Ok(job.id)
     }
 
     /// One run of one source, appending to `report`.
     async fn run_source(&self, src: &SourceConfig, query: Option<&str>, max_plans: u32, report: &mut Report) {
         let started = Instant::now();
         let (planned_before, rejected_before) = (report.planned.len(), report.rejected.len());
-        self.set_state(format!("discovering {}", src.name));
+        self.publish(|s| {
+            s.state = CuratorState::Discovering;
+            s.source = Some(src.name.clone());
+        });
         tracing::info!(source = %src.name, "discovery started");
         let mut browser: Option<Browser> = None;
         let result = self.collect(src, query, max_plans, report, &mut browser).await;
@@ -246,7 +286,7 @@ impl Curator {
         }
         let summary = RunSummary {
             source: src.name.clone(),
-            finished_ms: crate::store::now_ms(),
+            finished: Utc::now(),
             planned: report.planned.len() - planned_before,
             rejected: report.rejected.len() - rejected_before,
             seconds: started.elapsed().as_secs_f64(),
@@ -259,11 +299,14 @@ impl Curator {
             summary.seconds,
             if report.errors.is_empty() { String::new() } else { format!(" (errors: {})", report.errors.join("; ")) }
         );
-        self.store.event("curator", None, "discovery", &message, serde_json::json!({ "source": src.name })).await;
-        if let Ok(mut s) = self.status.lock() {
-            s.state = if self.config.curator.enabled { "idle" } else { "disabled" }.into();
+        let data = serde_json::json!({ "source": src.name });
+        self.store.event(crate::store::Actor::Curator, None, crate::store::EventKind::Discovery, &message, data).await;
+        let idle = self.idle;
+        self.publish(|s| {
+            s.state = idle;
+            s.source = None;
             s.last_run = Some(summary);
-        }
+        });
     }
 
     /// Finds the source's candidates and evaluates each until `max_plans` plans are made.
@@ -274,7 +317,7 @@ impl Curator {
         max_plans: u32,
         report: &mut Report,
         browser: &mut Option<Browser>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CuratorError> {
         let found: Vec<Found> = match src.kind {
             SourceKind::Browser => {
                 let query = query.map(str::to_owned).or_else(|| src.query.clone());
@@ -289,7 +332,7 @@ impl Curator {
                     allow_domains: src.allow_domains.clone(),
                 };
                 let b = self.browser(browser).await?;
-                let crawl = b.crawl(&spec, &self.politeness).await.map_err(|e| e.to_string())?;
+                let crawl = b.crawl(&spec, &self.politeness).await?;
                 report.skipped.extend(crawl.skipped.into_iter().map(|(url, reason)| RejectedItem { url, reason }));
                 crawl.found
             }
@@ -298,6 +341,8 @@ impl Curator {
                 feed::fetch(&url, &self.politeness, &http_client(&self.config)).await?
             }
             SourceKind::Folder => return self.collect_folder(src, max_plans, report).await,
+            // Refused by the config's validation: plans entered by hand have no source to run.
+            SourceKind::Manual => return Ok(()),
         };
         let mut made = 0;
         for f in found {
@@ -311,18 +356,20 @@ impl Curator {
         Ok(())
     }
 
-    async fn browser<'a>(&self, slot: &'a mut Option<Browser>) -> Result<&'a mut Browser, String> {
-        if slot.is_none() {
-            let c = &self.config.curator;
-            let opts = BrowserOptions {
-                chromium: c.chromium_path.clone(),
-                user_agent: self.config.user_agent(),
-                page_timeout: Duration::from_secs(c.page_timeout_seconds.max(1)),
-                min_delay_per_domain: Duration::from_millis(c.min_delay_per_domain_ms),
-            };
-            *slot = Some(Browser::launch(&opts).await.map_err(|e| e.to_string())?);
+    async fn browser<'a>(&self, slot: &'a mut Option<Browser>) -> Result<&'a mut Browser, CuratorError> {
+        match slot {
+            Some(browser) => Ok(browser),
+            None => {
+                let c = &self.config.curator;
+                let opts = BrowserOptions {
+                    chromium: c.chromium_path.clone(),
+                    user_agent: self.config.user_agent(),
+                    page_timeout: Duration::from_secs(c.page_timeout_seconds.max(1)),
+                    min_delay_per_domain: Duration::from_millis(c.min_delay_per_domain_ms),
+                };
+                Ok(slot.insert(Browser::launch(&opts).await?))
+            }
         }
-        slot.as_mut().ok_or_else(|| "no browser".to_string())
     }
 
     /// A web candidate: dedupe, license, play-before-download, score. True when a plan was made (not rejected).
@@ -338,16 +385,12 @@ impl Curator {
             return false;
         }
         let mut plan = NewPlan {
-            source: src.name.clone(),
-            source_kind: kind_name(src.kind).into(),
             page_url: Some(f.page_url.clone()),
-            media_url: f.media_url.clone(),
-            canonical_key: key,
             title: f.title.clone(),
             description: f.description.clone(),
             tags: f.tags.clone(),
             license: f.license.clone(),
-            ..Default::default()
+            ..NewPlan::new(&src.name, src.kind, &f.media_url, key)
         };
         let allow = &self.config.curator.license_allowlist;
         let license_problem = match f.license.as_deref() {
@@ -368,10 +411,10 @@ impl Curator {
             }
         };
         plan.playable = Some(probe.playable);
-        plan.width = (probe.width > 0).then_some(probe.width as i64);
-        plan.height = (probe.height > 0).then_some(probe.height as i64);
+        plan.width = (probe.width > 0).then_some(probe.width);
+        plan.height = (probe.height > 0).then_some(probe.height);
         let duration = probe.duration_s.or(f.duration_s);
-        plan.duration_ms = duration.map(|d| (d * 1000.0) as i64);
+        plan.duration = duration.and_then(|d| Duration::try_from_secs_f64(d).ok());
         if !probe.playable {
             let why = probe.error.clone().unwrap_or_else(|| "playback did not advance".into());
             return self.reject(plan, format!("not playable: {why}"), report).await;
@@ -394,10 +437,10 @@ impl Curator {
     }
 
     /// A folder source: local files are the operator's own, so no license check; the factory's prober gives the facts.
-    async fn collect_folder(&self, src: &SourceConfig, max_plans: u32, report: &mut Report) -> Result<(), String> {
+    async fn collect_folder(&self, src: &SourceConfig, max_plans: u32, report: &mut Report) -> Result<(), CuratorError> {
         let dir = src.path.clone().unwrap_or_default();
         let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map_err(|source| CuratorError::Folder { dir: dir.clone(), source })?
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.is_file() && has_video_extension(p))
@@ -416,13 +459,9 @@ impl Curator {
             }
             let title = path.file_stem().map(|s| s.to_string_lossy().replace(['_', '-'], " ")).unwrap_or_default();
             let mut plan = NewPlan {
-                source: src.name.clone(),
-                source_kind: "folder".into(),
-                media_url: media_url.clone(),
-                canonical_key: key,
                 title: title.clone(),
                 license: Some("local".into()),
-                ..Default::default()
+                ..NewPlan::new(&src.name, SourceKind::Folder, &media_url, key)
             };
             let probe_path = path.clone();
             let facts = tokio::task::spawn_blocking(move || crate::media::probe::discover(&probe_path)).await;
@@ -437,9 +476,9 @@ impl Curator {
                     continue;
                 }
             };
-            plan.width = Some(facts.video.width as i64);
-            plan.height = Some(facts.video.height as i64);
-            plan.duration_ms = Some((facts.duration_s * 1000.0) as i64);
+            plan.width = Some(facts.video.width);
+            plan.height = Some(facts.video.height);
+            plan.duration = Duration::try_from_secs_f64(facts.duration_s).ok();
             plan.playable = Some(true);
             if let Some(reason) = self.limits_problem(facts.video.width, facts.video.height, Some(facts.duration_s)) {
                 self.reject(plan, reason, report).await;
@@ -485,7 +524,7 @@ impl Curator {
 
     /// Records a rejection (remembered, so the candidate is not looked at again) and reports it.
     async fn reject(&self, mut plan: NewPlan, reason: String, report: &mut Report) -> bool {
-        plan.status = Some(PlanStatus::Rejected);
+        plan.status = PlanStatus::Rejected;
         plan.reasons = reason.clone();
         let url = plan.media_url.clone();
         if let Err(e) = self.store.insert_plan(&plan).await {
@@ -521,7 +560,7 @@ impl Curator {
                 plan.tags.push(t);
             }
         }
-        plan.status = Some(if approve { PlanStatus::Approved } else { PlanStatus::Pending });
+        plan.status = if approve { PlanStatus::Approved } else { PlanStatus::Pending };
         let id = match self.store.insert_plan(&plan).await {
             Ok(Some(id)) => id,
             Ok(None) => return false,
@@ -530,8 +569,8 @@ impl Curator {
                 return false;
             }
         };
-        let job_id = if approve { queue_plan(&self.store, &self.factory, id).await.ok() } else { None };
-        let status = if job_id.is_some() { PlanStatus::Queued } else { plan.status.unwrap_or(PlanStatus::Pending) };
+        let job_id = if approve { self.queue_plan(id).await.ok() } else { None };
+        let status = if job_id.is_some() { PlanStatus::Queued } else { plan.status };
         report.planned.push(PlannedItem {
             plan_id: id,
             title: plan.title.clone(),
@@ -554,30 +593,6 @@ impl Curator {
             max_duration_s: f.max_duration_seconds as f64,
             license_allowlist: self.config.curator.license_allowlist.clone(),
         }
-    }
-}
-
-/// Sends a plan to the factory: a job with the plan's URL and title; the plan becomes `queued`.
-pub async fn queue_plan(store: &Store, factory: &FactoryHandle, plan_id: i64) -> crate::store::Result<i64> {
-    let plan = store.plan(plan_id).await?;
-    let job = NewJob {
-        plan_id: Some(plan.id),
-        input: plan.media_url.clone(),
-        origin: JobOrigin::Plan,
-        title: Some(plan.title.clone()).filter(|t| !t.trim().is_empty()),
-        priority: 0,
-        webhook_url: None,
-    };
-    let id = factory.ingest(store, job).await?;
-    store.set_plan_status(plan.id, PlanStatus::Queued).await?;
-    Ok(id)
-}
-
-fn kind_name(kind: SourceKind) -> &'static str {
-    match kind {
-        SourceKind::Browser => "browser",
-        SourceKind::Feed => "feed",
-        SourceKind::Folder => "folder",
     }
 }
 

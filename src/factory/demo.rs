@@ -1,10 +1,11 @@
 //! Demo clips: with an empty library on first start, a few short, distinguishable clips (pattern, burnt-in title
 //! and clock, tone) are made in the house format, so a fresh station shows a real channel at once.
 
+use super::error::FactoryError;
 use super::produce::make_asset;
 use crate::config::Config;
 use crate::media::house_format::{HouseFormat, Source, TestPattern};
-use crate::store::{AssetKind, Store};
+use crate::store::{Actor, AssetKind, AssetStatus, EventKind, Store};
 use std::time::Duration;
 
 /// (title, videotestsrc pattern, tone in Hz)
@@ -16,12 +17,12 @@ const CLIPS: [(&str, TestPattern, f64); 3] = [
 pub const CLIP_SECONDS: u64 = 20;
 
 /// Makes the demo clips unless the library already has something to air.
-pub async fn ensure_demo_clips(store: &Store, config: &Config) -> anyhow::Result<usize> {
+pub async fn ensure_demo_clips(store: &Store, config: &Config) -> Result<usize, FactoryError> {
     if !config.channels.iter().any(|c| c.demo_clips) {
         return Ok(0);
     }
-    if !store.assets(Some(AssetKind::Programme), Some("ready"), 1).await?.is_empty()
-        || !store.assets(Some(AssetKind::Demo), Some("ready"), 1).await?.is_empty()
+    if !store.assets(Some(AssetKind::Programme), Some(AssetStatus::Ready), 1).await?.is_empty()
+        || !store.assets(Some(AssetKind::Demo), Some(AssetStatus::Ready), 1).await?.is_empty()
     {
         return Ok(0);
     }
@@ -40,9 +41,9 @@ pub async fn ensure_demo_clips(store: &Store, config: &Config) -> anyhow::Result
                 .await?;
         store
             .event(
-                "factory",
+                Actor::Factory,
                 None,
-                "demo_clip",
+                EventKind::DemoClip,
                 &format!("made demo clip {} ({})", asset.title, asset.id),
                 serde_json::json!({ "asset_id": asset.id }),
             )

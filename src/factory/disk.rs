@@ -1,7 +1,7 @@
 //! Disk housekeeping for the factory: free space, the assets quota (evicting the least recently aired assets that
 //! are not scheduled), and the work folder cleaned at start.
 
-use crate::store::{AssetId, Store};
+use crate::store::{AssetId, JobId, Store};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -26,7 +26,7 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
 
 /// Deletes everything in the work folder except the partial downloads of jobs in `keep` (they resume). Returns what
 /// was removed, for the log.
-pub fn clean_work_dir(work: &Path, keep: &HashSet<i64>) -> Vec<String> {
+pub fn clean_work_dir(work: &Path, keep: &HashSet<JobId>) -> Vec<String> {
     let mut removed = Vec::new();
     let Ok(entries) = std::fs::read_dir(work) else { return removed };
     for entry in entries.flatten() {
@@ -34,7 +34,7 @@ pub fn clean_work_dir(work: &Path, keep: &HashSet<i64>) -> Vec<String> {
         let job = name
             .strip_prefix("job-")
             .and_then(|rest| rest.strip_suffix(".download").or_else(|| rest.strip_suffix(".download.meta")))
-            .and_then(|id| id.parse::<i64>().ok());
+            .and_then(|id| id.parse::<JobId>().ok());
         if job.is_some_and(|id| keep.contains(&id)) {
             continue;
         }
@@ -50,7 +50,7 @@ pub fn clean_work_dir(work: &Path, keep: &HashSet<i64>) -> Vec<String> {
 /// Evicts assets (least recently aired, never scheduled ones) until the library fits `quota_bytes`. Returns the
 /// evicted ids and the bytes still in use.
 pub async fn enforce_quota(store: &Store, quota_bytes: u64) -> crate::store::Result<(Vec<(AssetId, String)>, u64)> {
-    let mut used = store.assets_bytes().await?.max(0) as u64;
+    let mut used = store.assets_bytes().await?;
     let mut evicted = Vec::new();
     if used <= quota_bytes {
         return Ok((evicted, used));
@@ -63,10 +63,10 @@ pub async fn enforce_quota(store: &Store, quota_bytes: u64) -> crate::store::Res
         store.mark_asset_evicted(asset.id).await?;
         if let Err(e) = std::fs::remove_dir_all(&asset.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(asset = asset.id.0, dir = %asset.dir, "cannot delete evicted asset: {e}");
+                tracing::warn!(asset = %asset.id, dir = %asset.dir.display(), "cannot delete evicted asset: {e}");
             }
         }
-        used = used.saturating_sub(bytes.max(0) as u64);
+        used = used.saturating_sub(bytes);
         evicted.push((asset.id, asset.title));
     }
     Ok((evicted, used))
@@ -91,7 +91,7 @@ mod tests {
         }
         std::fs::create_dir(dir.path().join("job-4")).unwrap();
         std::fs::write(dir.path().join("job-4/1080p.mp4.part"), b"x").unwrap();
-        let mut removed = clean_work_dir(dir.path(), &HashSet::from([1]));
+        let mut removed = clean_work_dir(dir.path(), &HashSet::from([JobId(1)]));
         removed.sort();
         assert_eq!(removed, ["job-2.download", "job-3.pcm", "job-4", "stray.tmp"]);
         let mut left: Vec<_> =

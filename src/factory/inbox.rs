@@ -1,7 +1,7 @@
 //! The drop folder: a file copied into `data_dir/inbox` (or `factory.inbox_dir`) becomes a job once it has stopped
 //! growing; when the job ends the file is moved to `inbox/done/` or to `inbox/rejected/` next to a `.reason.txt`.
 
-use crate::store::Store;
+use crate::store::{JobInput, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -58,9 +58,9 @@ impl Inbox {
 
 /// Has a job already been made from this file (since it was last modified)?
 async fn taken(store: &Store, path: &Path, modified: SystemTime) -> bool {
-    let modified_ms = modified.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default();
-    match store.job_for_input(&path.to_string_lossy()).await {
-        Ok(Some(job)) => job.created_ms >= modified_ms,
+    let modified: chrono::DateTime<chrono::Utc> = modified.into();
+    match store.job_for_input(&JobInput::File(path.to_owned())).await {
+        Ok(Some(job)) => job.created >= modified,
         Ok(None) => false,
         Err(_) => true,
     }

@@ -12,7 +12,7 @@ use crate::media::house_format::{self, HouseFormat, MediaError, Source};
 use crate::media::poster;
 use crate::media::probe::{self, Facts, ProbeError};
 use crate::media::{loudness, scan, vmaf};
-use crate::store::{AssetId, Job, JobStatus, NewAsset, NewRendition, Store};
+use crate::store::{AssetId, AssetStatus, Job, JobId, JobInput, JobStatus, NewAsset, NewRendition, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,7 +69,7 @@ impl Workshop {
         self.config.storage.data_dir.join("work")
     }
 
-    pub fn download_part(&self, job: i64) -> PathBuf {
+    pub fn download_part(&self, job: JobId) -> PathBuf {
         self.work_dir().join(format!("job-{job}.download"))
     }
 
@@ -89,7 +89,7 @@ impl Workshop {
             return outcome;
         }
         match self.store.asset_by_sha256(&sha256).await {
-            Ok(Some(existing)) if existing.status == "ready" => {
+            Ok(Some(existing)) if existing.status == AssetStatus::Ready => {
                 return Outcome::Ready { asset: existing.id, reused: true };
             }
             Ok(Some(gone)) => {
@@ -113,34 +113,10 @@ impl Workshop {
 
     /// The input as a local file, checked to look like media, with its sha256.
     async fn acquire(&self, job: &Job) -> Result<(PathBuf, String), Outcome> {
-        let input = job.input.trim();
-        if input.starts_with("http://") || input.starts_with("https://") {
-            let f = &self.config.factory;
-            let limits = Limits {
-                max_bytes: f.max_download_mb.saturating_mul(1024 * 1024),
-                timeout: Duration::from_secs(f.download_timeout_seconds),
-                allow_private: f.allow_private_addresses,
-                user_agent: self.config.user_agent(),
-            };
-            let part = self.download_part(job.id);
-            let progress = Progress::new(&self.store, job.id);
-            let report = |done: u64, total: Option<u64>| {
-                if let Some(total) = total.filter(|&t| t > 0) {
-                    progress.set(done as f64 / total as f64, None);
-                }
-            };
-            let got = {
-                let reporter = progress.run();
-                let result = download::download(input, &part, &limits, &report).await;
-                reporter.finish().await;
-                result
-            };
-            return match got {
-                Ok(d) => Ok((d.path, d.sha256)),
-                Err(e) => Err(download_outcome(e)),
-            };
-        }
-        let path = PathBuf::from(input.strip_prefix("file://").unwrap_or(input));
+        let path = match &job.input {
+            JobInput::Url(url) => return self.fetch(job.id, url).await,
+            JobInput::File(path) => path.clone(),
+        };
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(Outcome::Rejected(format!("{}: not a regular file", path.display()))),
@@ -160,6 +136,34 @@ impl Workshop {
             Ok(Ok(sha)) => Ok((path, sha)),
             Ok(Err(e)) => Err(download_outcome(e)),
             Err(e) => Err(Outcome::Failed(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Downloads a URL input into the work folder (resuming a partial download of an earlier attempt).
+    async fn fetch(&self, job: JobId, input: &str) -> Result<(PathBuf, String), Outcome> {
+        let f = &self.config.factory;
+        let limits = Limits {
+            max_bytes: f.max_download_mb.saturating_mul(1024 * 1024),
+            timeout: Duration::from_secs(f.download_timeout_seconds),
+            allow_private: f.allow_private_addresses,
+            user_agent: self.config.user_agent(),
+        };
+        let part = self.download_part(job);
+        let progress = Progress::new(&self.store, job);
+        let report = |done: u64, total: Option<u64>| {
+            if let Some(total) = total.filter(|&t| t > 0) {
+                progress.set(done as f64 / total as f64, None);
+            }
+        };
+        let got = {
+            let reporter = progress.run();
+            let result = download::download(input, &part, &limits, &report).await;
+            reporter.finish().await;
+            result
+        };
+        match got {
+            Ok(d) => Ok((d.path, d.sha256)),
+            Err(e) => Err(download_outcome(e)),
         }
     }
 
@@ -270,7 +274,7 @@ impl Workshop {
             Ok(Err(outcome)) => return outcome,
             Err(e) => return Outcome::Failed(format!("encode crashed: {e}")),
         };
-        tracing::info!(job = job.id, seconds, took = made.took.as_secs_f64(), "normalized");
+        tracing::info!(job = %job.id, seconds, took = made.took.as_secs_f64(), "normalized");
 
         // The quality gate.
         if let Err(outcome) = self.store_ok(self.store.set_job_stage(job.id, JobStatus::Gating).await) {
@@ -298,7 +302,7 @@ impl Workshop {
         .await
         .unwrap_or_else(|e| Err(format!("poster task crashed: {e}")));
         if let Err(e) = poster {
-            tracing::warn!(job = job.id, "no poster: {e}");
+            tracing::warn!(job = %job.id, "no poster: {e}");
         }
 
         // Record: move the renditions into the library, then insert the asset.
@@ -340,13 +344,13 @@ impl Workshop {
             .insert_asset(&NewAsset {
                 sha256: Some(sha256.to_owned()),
                 title,
-                source: job.input.clone(),
+                source: job.input.to_string(),
                 kind: None,
                 emergency: false,
                 dir: final_dir.clone(),
-                duration_ms: (made.scan.video_end_ns / 1_000_000) as i64,
-                first_dts_ns: Some(made.scan.first_dts_ns),
-                keyframes_ms: made.scan.keyframes_ns.iter().map(|k| k / 1_000_000).collect(),
+                duration: Duration::from_nanos(made.scan.video_end_ns.max(0) as u64),
+                b_frame_delay: Some(Duration::from_nanos(made.scan.first_dts_ns.saturating_neg().max(0) as u64)),
+                keyframes: made.scan.keyframes_ns.iter().map(|&k| Duration::from_nanos(k.max(0) as u64)).collect(),
                 loudness_in_lufs: before.map(|l| l.integrated_lufs),
                 loudness_out_lufs: made.after.map(|l| l.integrated_lufs),
                 lra_lu: made.after.map(|l| l.lra_lu),
@@ -378,14 +382,15 @@ impl Workshop {
                 }
             }
         }
-        let name = if job.input.contains("://") {
-            job.input.rsplit('/').next().unwrap_or(&job.input).split(['?', '#']).next().unwrap_or_default().to_owned()
-        } else {
-            source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+        let name = match &job.input {
+            JobInput::Url(url) => {
+                url.rsplit('/').next().unwrap_or(url).split(['?', '#']).next().unwrap_or_default().to_owned()
+            }
+            JobInput::File(_) => source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
         };
         let name = name.rsplit_once('.').map(|(stem, _)| stem.to_owned()).filter(|s| !s.is_empty()).unwrap_or(name);
         if name.is_empty() {
-            job.input.clone()
+            job.input.to_string()
         } else {
             name
         }
@@ -396,7 +401,7 @@ impl Workshop {
     }
 
     /// Removes the job's work files; a failed download is kept so the next attempt resumes it.
-    fn clean_work_files(&self, job: i64, keep_download: bool) {
+    fn clean_work_files(&self, job: JobId, keep_download: bool) {
         let work = self.work_dir();
         for name in [format!("job-{job}.pcm"), format!("job-{job}.norm.pcm")] {
             let _ = std::fs::remove_file(work.join(name));
@@ -450,7 +455,7 @@ fn is_source_side(element: &str) -> bool {
 #[derive(Clone)]
 struct Progress {
     store: Store,
-    job: i64,
+    job: JobId,
     value: Arc<std::sync::Mutex<(f64, Option<f64>)>>,
 }
 
@@ -460,7 +465,7 @@ struct Reporter {
 }
 
 impl Progress {
-    fn new(store: &Store, job: i64) -> Progress {
+    fn new(store: &Store, job: JobId) -> Progress {
         Progress { store: store.clone(), job, value: Arc::new(std::sync::Mutex::new((0.0, None))) }
     }
 

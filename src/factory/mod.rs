@@ -1,81 +1,106 @@
 //! The factory turns jobs into assets in the house format (download, probe, normalize, gate, poster) or a rejection
-//! with its reason.
+//! with its reason, and makes the generated clips (demo clips, slates, emergency cards) through the same code.
 //!
-//! Jobs come from the curator's plans, `vvtvctl ingest`, `POST /api/v1/ingest` and the inbox folder; they all live
-//! in the `jobs` table first, so nothing is lost on a crash: at start, every job a worker owned goes back to the
-//! queue and the work folder is cleaned (partial downloads are kept and resumed). Up to `factory.workers` jobs run at
-//! once, highest priority first. A failure is retried with back-off; a rejection is final. The factory pauses while
-//! free disk is below `factory.min_free_disk_gb`, and evicts the least recently aired assets beyond
+//! Jobs come from the curator's plans, `vvtvctl ingest`, `POST /api/v1/ingest` and the inbox folder; every one is a
+//! message to this actor, which writes the job row itself (the factory is the only writer of `jobs` and of the
+//! assets' status), so nothing is lost on a crash: at start, every job a worker owned goes back to the queue and the
+//! work folder is cleaned (partial downloads are kept and resumed). Up to `factory.workers` jobs run at once, highest
+//! priority first. A failure is retried with back-off; a rejection is final. When a job ends the factory tells its
+//! subscribers (the curator updates the job's plan) and nudges the planner when an asset became ready. It pauses
+//! while free disk is below `factory.min_free_disk_gb`, and evicts the least recently aired assets beyond
 //! `factory.assets_quota_gb`.
 
+pub mod clips;
 mod demo;
 pub mod disk;
 pub mod download;
+pub mod error;
 mod inbox;
+pub mod input;
 pub mod job;
 pub mod produce;
 
-use crate::station::{Context, Shutdown};
-use crate::store::{Job, JobOrigin, JobStatus, NewJob, PlanStatus, Store};
+pub use clips::ClipRequest;
+pub use error::{FactoryError, IngestRefused};
+
+use crate::actor::{self, Context};
+use crate::config::Config;
+use crate::planner::PlannerHandle;
+use crate::shutdown::Shutdown;
+use crate::store::{
+    Actor, Asset, AssetId, AssetStatus, EventKind, Job, JobId, JobInput, JobOrigin, JobStatus, NewJob, PlanId, Store,
+};
+use chrono::Utc;
 use job::{Outcome, Workshop};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
+use vvtv_api::factory::{FactoryState, FactoryStatus, JobReport, RunningJob};
 
 /// A failed job is tried this many times in all before it stays failed.
-const MAX_ATTEMPTS: i64 = 4;
+const MAX_ATTEMPTS: u32 = 4;
 /// Back-off before the n-th retry: 30 s, 2 min, 8 min.
 const RETRY_BASE: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(10);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Serialize)]
-pub struct FactoryStatus {
-    /// `idle`, `working` or `paused`.
-    pub state: String,
-    pub detail: Option<String>,
-    /// Jobs per status.
-    pub jobs: BTreeMap<String, i64>,
-    /// Jobs being worked on now: id, stage, progress (0..1) and speed (× real time).
-    pub running: Vec<serde_json::Value>,
+/// A job that ended for good: what the curator needs to update the job's plan.
+#[derive(Debug, Clone)]
+pub struct JobEnded {
+    pub job: JobId,
+    pub plan: Option<PlanId>,
+    pub status: JobStatus,
+    pub asset: Option<AssetId>,
 }
+
+type Reply<T> = oneshot::Sender<Result<T, FactoryError>>;
 
 enum Msg {
     Status(oneshot::Sender<FactoryStatus>),
-    /// A job was queued: look for work now rather than at the next tick.
-    Wake,
+    Ingest { job: NewJob, reply: Reply<Job> },
+    AssetFailed { asset: AssetId, reason: String, reply: oneshot::Sender<()> },
+    SetEmergency { asset: AssetId, on: bool, reply: Reply<Asset> },
+    Clip { request: ClipRequest, reply: Reply<Asset> },
 }
 
+/// The factory's whole public surface: channel ends only.
 #[derive(Clone, Debug)]
 pub struct FactoryHandle {
     tx: mpsc::Sender<Msg>,
+    ended: broadcast::Sender<JobEnded>,
 }
 
 impl FactoryHandle {
-    pub fn spawn(ctx: &Context) -> FactoryHandle {
+    pub fn spawn(ctx: &Context, planner: PlannerHandle) -> FactoryHandle {
         let (tx, rx) = mpsc::channel(64);
-        let (shutdown, guard) = ctx.shutdown();
+        let (ended, _) = broadcast::channel(256);
         let hf = crate::media::house_format::HouseFormat::from_config(&ctx.config.house_format);
         let (vmaf_tx, vmaf_min) = watch::channel(ctx.rules.borrow().vmaf_min);
-        let mut rules = ctx.rules.clone();
-        tokio::spawn(async move {
-            while rules.changed().await.is_ok() {
-                let min = rules.borrow().vmaf_min;
-                if vmaf_tx.send(min).is_err() {
-                    break;
-                }
-            }
-        });
         let workshop = Workshop { store: ctx.store.clone(), config: ctx.config.clone(), hf, vmaf_min };
-        let factory = Factory { rx, workshop, paused: None, running: BTreeMap::new() };
-        tokio::spawn(async move {
-            factory.run(shutdown).await;
-            drop(guard);
-        });
-        FactoryHandle { tx }
+        let factory = Factory {
+            rx,
+            workshop,
+            rules: ctx.rules.clone(),
+            vmaf_tx,
+            planner,
+            ended: ended.clone(),
+            roots: input::ingest_roots(&ctx.config),
+            clip_turn: Arc::new(tokio::sync::Mutex::new(())),
+            paused: None,
+            running: BTreeMap::new(),
+        };
+        actor::spawn("factory", ctx, |shutdown| factory.run(shutdown));
+        FactoryHandle { tx, ended }
+    }
+
+    async fn ask<T>(&self, msg: impl FnOnce(Reply<T>) -> Msg) -> Result<T, FactoryError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(msg(reply)).await.map_err(|_| FactoryError::Stopped)?;
+        rx.await.map_err(|_| FactoryError::Stopped)?
     }
 
     pub async fn status(&self) -> Option<FactoryStatus> {
@@ -84,20 +109,49 @@ impl FactoryHandle {
         rx.await.ok()
     }
 
-    /// Queues an ingest job and returns its id.
-    pub async fn ingest(&self, store: &Store, job: NewJob) -> crate::store::Result<i64> {
-        let id = store.insert_job(&job).await?;
-        let _ = self.tx.try_send(Msg::Wake);
-        Ok(id)
+    /// Queues an ingest job (refused before anything is opened when a path lies outside the ingest roots).
+    pub async fn ingest(&self, job: NewJob) -> Result<Job, FactoryError> {
+        self.ask(|reply| Msg::Ingest { job, reply }).await
+    }
+
+    /// Takes an asset off the air for good: it could not be played (demux failure, files gone).
+    pub async fn asset_failed(&self, asset: AssetId, reason: String) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::AssetFailed { asset, reason, reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Puts a ready asset in (or takes it out of) the emergency pool.
+    pub async fn set_emergency(&self, asset: AssetId, on: bool) -> Result<Asset, FactoryError> {
+        self.ask(|reply| Msg::SetEmergency { asset, on, reply }).await
+    }
+
+    /// A generated clip (slate, emergency card): cached, else made now. Clips are made one at a time, so channels
+    /// that start together share one encode.
+    pub async fn clip(&self, request: ClipRequest) -> Result<Asset, FactoryError> {
+        self.ask(|reply| Msg::Clip { request, reply }).await
+    }
+
+    /// Jobs ending from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEnded> {
+        self.ended.subscribe()
     }
 }
 
 struct Factory {
     rx: mpsc::Receiver<Msg>,
     workshop: Workshop,
+    rules: watch::Receiver<crate::business_logic::BusinessLogic>,
+    vmaf_tx: watch::Sender<f64>,
+    planner: PlannerHandle,
+    ended: broadcast::Sender<JobEnded>,
+    roots: Vec<PathBuf>,
+    /// Held while a clip is made, so two requests for the same clip make it once.
+    clip_turn: Arc<tokio::sync::Mutex<()>>,
     /// Why the factory is not taking jobs (low disk, quota full), if it is not.
     paused: Option<String>,
-    running: BTreeMap<i64, JobStatus>,
+    running: BTreeMap<JobId, JobStatus>,
 }
 
 impl Factory {
@@ -124,8 +178,10 @@ impl Factory {
                 }
                 made = &mut demo, if !demo_done => {
                     demo_done = true;
-                    if let Err(e) = made {
-                        store.event("factory", None, "demo_failed", &format!("could not make demo clips: {e:#}"), serde_json::json!({})).await;
+                    match made {
+                        Ok(n) if n > 0 => self.planner.nudge(),
+                        Ok(_) => {}
+                        Err(e) => store.event(Actor::Factory, None, EventKind::DemoFailed, &format!("could not make demo clips: {e}"), serde_json::json!({})).await,
                     }
                 }
                 done = jobs.join_next(), if !jobs.is_empty() => {
@@ -139,17 +195,22 @@ impl Factory {
                         None => {}
                     }
                 }
+                changed = self.rules.changed() => {
+                    if changed.is_ok() {
+                        let min = self.rules.borrow().vmaf_min;
+                        self.vmaf_tx.send_replace(min);
+                    }
+                }
                 msg = self.rx.recv() => match msg {
                     None => return,
-                    Some(Msg::Status(reply)) => { let _ = reply.send(self.status().await); }
-                    Some(Msg::Wake) => {}
+                    Some(msg) => self.handle(msg).await,
                 },
                 _ = tick.tick() => {
                     for path in inbox.scan(&store).await {
-                        let input = path.to_string_lossy().into_owned();
+                        let input = JobInput::File(path);
                         let new = NewJob { plan_id: None, input: input.clone(), origin: JobOrigin::Inbox, title: None, priority: 0, webhook_url: None };
                         match store.insert_job(&new).await {
-                            Ok(id) => store.event("factory", None, "inbox", &format!("job {id}: {input} dropped in the inbox"), serde_json::json!({ "job_id": id })).await,
+                            Ok(id) => store.event(Actor::Factory, None, EventKind::Inbox, &format!("job {id}: {input} dropped in the inbox"), serde_json::json!({ "job_id": id })).await,
                             Err(e) => tracing::warn!("cannot queue inbox file {input}: {e}"),
                         }
                     }
@@ -163,18 +224,73 @@ impl Factory {
         }
     }
 
+    async fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Status(reply) => {
+                let _ = reply.send(self.status().await);
+            }
+            Msg::Ingest { job, reply } => {
+                let _ = reply.send(self.queue(job).await);
+            }
+            Msg::AssetFailed { asset, reason, reply } => {
+                if let Err(e) = self.store().mark_asset_bad(asset, &reason).await {
+                    tracing::error!("cannot mark asset {asset} bad: {e}");
+                }
+                let _ = reply.send(());
+            }
+            Msg::SetEmergency { asset, on, reply } => {
+                let _ = reply.send(self.set_emergency(asset, on).await);
+            }
+            Msg::Clip { request, reply } => {
+                // Made on a task of its own: the factory keeps answering while a slate encodes.
+                let (store, config, hf) =
+                    (self.store().clone(), self.workshop.config.clone(), self.workshop.hf.clone());
+                let turn = self.clip_turn.clone();
+                tokio::spawn(async move {
+                    let _turn = turn.lock().await;
+                    let _ = reply.send(clips::clip(&store, &config, &hf, request).await);
+                });
+            }
+        }
+    }
+
+    /// Records a new job (after checking what it may read) and wakes a worker for it.
+    async fn queue(&mut self, job: NewJob) -> Result<Job, FactoryError> {
+        if matches!(job.origin, JobOrigin::Cli | JobOrigin::Api) {
+            input::admit(&job.input, &self.roots)?;
+        }
+        let id = self.store().insert_job(&job).await?;
+        Ok(self.store().job(id).await?)
+    }
+
+    async fn set_emergency(&self, id: AssetId, on: bool) -> Result<Asset, FactoryError> {
+        let asset = self.store().asset(id).await?;
+        if asset.status != AssetStatus::Ready {
+            return Err(FactoryError::NotReady { id, status: asset.status });
+        }
+        self.store().set_asset_emergency(id, on).await?;
+        let verb = if on { "added to" } else { "removed from" };
+        let message = format!("asset {id} ({}) {verb} the emergency pool", asset.title);
+        self.store()
+            .event(Actor::Factory, None, EventKind::EmergencyPool, &message, serde_json::json!({ "asset_id": id }))
+            .await;
+        Ok(self.store().asset(id).await?)
+    }
+
     /// At start: requeue what the last process was working on, and clean the work folder.
     async fn recover(&self) {
         let store = self.store();
         match store.requeue_in_flight_jobs().await {
             Ok(ids) if !ids.is_empty() => {
                 let message = format!("requeued {} unfinished job(s) from before the restart: {ids:?}", ids.len());
-                store.event("factory", None, "jobs_requeued", &message, serde_json::json!({ "job_ids": ids })).await;
+                store
+                    .event(Actor::Factory, None, EventKind::JobsRequeued, &message, serde_json::json!({ "job_ids": ids }))
+                    .await;
             }
             Ok(_) => {}
             Err(e) => tracing::error!("cannot requeue unfinished jobs: {e}"),
         }
-        let keep: HashSet<i64> = store.unfinished_job_ids().await.unwrap_or_default().into_iter().collect();
+        let keep: HashSet<JobId> = store.unfinished_job_ids().await.unwrap_or_default().into_iter().collect();
         let work = self.workshop.work_dir();
         let removed = disk::clean_work_dir(&work, &keep);
         if !removed.is_empty() {
@@ -197,17 +313,14 @@ impl Factory {
                     return;
                 }
             };
-            let first = if job.input.contains("://") && !job.input.starts_with("file://") {
+            let first = if job.input.is_url() {
                 JobStatus::Downloading
             } else {
                 let _ = self.store().set_job_stage(job.id, JobStatus::Probing).await;
                 JobStatus::Probing
             };
             self.running.insert(job.id, first);
-            if let Some(plan) = job.plan_id {
-                let _ = self.store().set_plan_status(plan, PlanStatus::Queued).await;
-            }
-            tracing::info!(job = job.id, input = %job.input, "job started");
+            tracing::info!(job = %job.id, input = %job.input, "job started");
             let workshop = self.workshop.clone();
             jobs.spawn(async move {
                 let outcome = workshop.run(&job).await;
@@ -216,7 +329,7 @@ impl Factory {
         }
     }
 
-    /// Records how a job ended, tells its plan, its webhook and the inbox.
+    /// Records how a job ended, tells the subscribers, its webhook and the inbox, and the planner of a new asset.
     async fn finish(&self, job: &Job, outcome: Outcome) {
         let store = self.store();
         let (status, reason, asset) = match &outcome {
@@ -226,8 +339,8 @@ impl Factory {
             }
             Outcome::Rejected(reason) => (JobStatus::Rejected, Some(reason.clone()), None),
             Outcome::Failed(error) if job.attempts + 1 < MAX_ATTEMPTS => {
-                let wait = RETRY_BASE * 4u32.pow(job.attempts.clamp(0, 8) as u32);
-                let at = crate::store::now_ms() + wait.as_millis() as i64;
+                let wait = RETRY_BASE * 4u32.pow(job.attempts.min(8));
+                let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 let _ = store.retry_job(job.id, error, at).await;
                 let message = format!(
                     "job {}: attempt {} failed, retrying in {} s: {error}",
@@ -235,31 +348,28 @@ impl Factory {
                     job.attempts + 1,
                     wait.as_secs()
                 );
-                store.event("factory", None, "job_retry", &message, serde_json::json!({ "job_id": job.id })).await;
+                store.event(Actor::Factory, None, EventKind::JobRetry, &message, serde_json::json!({ "job_id": job.id })).await;
                 return;
             }
             Outcome::Failed(error) => (JobStatus::Failed, Some(error.clone()), None),
         };
         if let Err(e) = store.finish_job(job.id, status, reason.as_deref(), asset).await {
-            tracing::error!(job = job.id, "cannot record the end of the job: {e}");
-        }
-        if let Some(plan) = job.plan_id {
-            let plan_status = match status {
-                JobStatus::Ready => PlanStatus::Done,
-                JobStatus::Rejected => PlanStatus::Rejected,
-                _ => PlanStatus::Failed,
-            };
-            let _ = store.set_plan_status(plan, plan_status).await;
+            tracing::error!(job = %job.id, "cannot record the end of the job: {e}");
         }
         let message = match (&asset, &reason) {
             (Some(a), _) => format!("job {}: {} is ready as asset {a}", job.id, job.input),
-            (None, Some(r)) => format!("job {}: {} {}: {r}", job.id, job.input, status.as_str()),
-            (None, None) => format!("job {}: {} {}", job.id, job.input, status.as_str()),
+            (None, Some(r)) => format!("job {}: {} {status}: {r}", job.id, job.input),
+            (None, None) => format!("job {}: {} {status}", job.id, job.input),
         };
-        let kind = format!("job_{}", status.as_str());
-        store.event("factory", None, &kind, &message, serde_json::json!({ "job_id": job.id, "asset_id": asset })).await;
-        if job.origin == JobOrigin::Inbox {
-            inbox::file_away(std::path::Path::new(&job.input), status == JobStatus::Ready, reason.as_deref());
+        if let Some(kind) = EventKind::job_ended(status) {
+            store.event(Actor::Factory, None, kind, &message, serde_json::json!({ "job_id": job.id, "asset_id": asset })).await;
+        }
+        let _ = self.ended.send(JobEnded { job: job.id, plan: job.plan_id, status, asset });
+        if status == JobStatus::Ready {
+            self.planner.nudge();
+        }
+        if let (JobOrigin::Inbox, JobInput::File(path)) = (job.origin, &job.input) {
+            inbox::file_away(path, status == JobStatus::Ready, reason.as_deref());
         }
         if let Some(url) = job.webhook_url.clone().filter(|u| !u.trim().is_empty()) {
             let store = store.clone();
@@ -281,7 +391,7 @@ impl Factory {
                     let message =
                         format!("evicted asset {id} ({title}) to keep the library within {} GB", f.assets_quota_gb);
                     store
-                        .event("factory", None, "asset_evicted", &message, serde_json::json!({ "asset_id": id }))
+                        .event(Actor::Factory, None, EventKind::AssetEvicted, &message, serde_json::json!({ "asset_id": id }))
                         .await;
                 }
                 if used > quota {
@@ -307,46 +417,44 @@ impl Factory {
         }
         if why != self.paused {
             let (kind, message) = match &why {
-                Some(reason) => ("factory_paused", format!("factory paused: {reason}")),
-                None => ("factory_resumed", "factory resumed: disk space is back".to_owned()),
+                Some(reason) => (EventKind::FactoryPaused, format!("factory paused: {reason}")),
+                None => (EventKind::FactoryResumed, "factory resumed: disk space is back".to_owned()),
             };
-            store.event("factory", None, kind, &message, serde_json::json!({})).await;
+            store.event(Actor::Factory, None, kind, &message, serde_json::json!({})).await;
             self.paused = why;
         }
     }
 
     async fn status(&self) -> FactoryStatus {
         let counts = self.store().job_counts().await.unwrap_or_default();
-        let jobs = counts.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect();
+        let jobs = counts.into_iter().map(|(s, n)| (s, n)).collect();
         let mut running = Vec::new();
         for id in self.running.keys() {
             if let Ok(j) = self.store().job(*id).await {
-                running.push(serde_json::json!({
-                    "id": j.id, "input": j.input, "status": j.status, "progress": j.progress, "speed": j.speed,
-                }));
+                running.push(RunningJob { id: j.id, input: j.input, status: j.status, progress: j.progress, speed: j.speed });
             }
         }
         let state = match (&self.paused, self.running.is_empty()) {
-            (Some(_), _) => "paused",
-            (None, false) => "working",
-            (None, true) => "idle",
+            (Some(_), _) => FactoryState::Paused,
+            (None, false) => FactoryState::Working,
+            (None, true) => FactoryState::Idle,
         };
-        FactoryStatus { state: state.into(), detail: self.paused.clone(), jobs, running }
+        FactoryStatus { state, detail: self.paused.clone(), jobs, running }
     }
 }
 
-/// POSTs the job's outcome (and its asset's outputs) to the job's webhook; a failure is recorded, not retried.
-async fn notify_webhook(store: &Store, job_id: i64, url: &str) {
-    let body = match job_summary(store, job_id).await {
+/// POSTs the job's report (its row and its asset's outputs) to the job's webhook; a failure is recorded, not retried.
+async fn notify_webhook(store: &Store, job_id: JobId, url: &str) {
+    let body = match job_report(store, job_id).await {
         Ok(b) => b,
         Err(e) => {
-            tracing::warn!(job = job_id, "webhook: cannot read the job: {e}");
+            tracing::warn!(job = %job_id, "webhook: cannot read the job: {e}");
             return;
         }
     };
     let client = reqwest::Client::builder().timeout(WEBHOOK_TIMEOUT).build();
     let sent = match client {
-        Ok(c) => c.post(url).header("content-type", "application/json").body(body.to_string()).send().await,
+        Ok(c) => c.post(url).json(&body).send().await,
         Err(e) => {
             tracing::warn!("webhook client: {e}");
             return;
@@ -359,42 +467,27 @@ async fn notify_webhook(store: &Store, job_id: i64, url: &str) {
     };
     if let Some(p) = problem {
         let message = format!("job {job_id}: webhook {url} failed: {p}");
-        store.event("factory", None, "webhook_failed", &message, serde_json::json!({ "job_id": job_id })).await;
+        store.event(Actor::Factory, None, EventKind::WebhookFailed, &message, serde_json::json!({ "job_id": job_id })).await;
     }
 }
 
 /// A job as the API and webhooks show it: the row, plus the asset's outputs when it is ready.
-pub async fn job_summary(store: &Store, job_id: i64) -> crate::store::Result<serde_json::Value> {
+pub async fn job_report(store: &Store, job_id: JobId) -> Result<JobReport, crate::store::StoreError> {
     let job = store.job(job_id).await?;
-    let mut value = serde_json::to_value(&job).unwrap_or_default();
-    if let Some(asset) = job.asset_id {
-        let a = store.asset(crate::store::AssetId(asset)).await?;
-        let renditions = store.renditions(a.id).await?;
-        value["asset"] = serde_json::json!({
-            "id": a.id,
-            "title": a.title,
-            "duration_ms": a.duration_ms,
-            "loudness_in_lufs": a.loudness_in_lufs,
-            "loudness_out_lufs": a.loudness_out_lufs,
-            "lra_lu": a.lra_lu,
-            "true_peak_dbtp": a.true_peak_dbtp,
-            "vmaf": { "mean": a.vmaf_mean, "min": a.vmaf_min, "p5": a.vmaf_p5 },
-            "renditions": renditions,
-            "poster": format!("/posters/{}.jpg", a.id),
-            "thumbnail": format!("/posters/{}_thumb.jpg", a.id),
-        });
-    }
-    Ok(value)
+    let asset = match job.asset_id {
+        Some(id) => {
+            let asset = store.asset(id).await?;
+            let renditions = store.renditions(id).await?;
+            Some(vvtv_api::factory::AssetReport::new(&asset, renditions))
+        }
+        None => None,
+    };
+    Ok(JobReport { job, asset })
 }
 
-/// Convenience for callers holding an `Arc<Config>`: is this a URL the factory downloads?
-pub fn is_url(input: &str) -> bool {
-    input.starts_with("http://") || input.starts_with("https://")
-}
-
-impl crate::config::Config {
+impl Config {
     /// The drop folder: `factory.inbox_dir`, else `data_dir/inbox`.
-    pub fn inbox_dir(&self) -> std::path::PathBuf {
+    pub fn inbox_dir(&self) -> PathBuf {
         self.factory.inbox_dir.clone().unwrap_or_else(|| self.storage.data_dir.join("inbox"))
     }
 }

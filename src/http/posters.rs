@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::media::poster;
-use crate::store::{AssetId, AssetKind};
+use crate::store::{AssetId, AssetKind, AssetStatus};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -21,23 +21,23 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
         Some(id) => (id, true),
         None => (file.strip_suffix(".jpg").unwrap_or(""), false),
     };
-    let pick = |dir: &str| {
-        let (p, t) = poster::poster_paths(std::path::Path::new(dir));
+    let pick = |dir: &std::path::Path| {
+        let (p, t) = poster::poster_paths(dir);
         if thumb {
             t
         } else {
             p
         }
     };
-    if let Ok(id) = id.parse::<i64>() {
-        if let Ok(asset) = s.store.asset(AssetId(id)).await {
+    if let Ok(id) = id.parse::<AssetId>() {
+        if let Ok(asset) = s.store.asset(id).await {
             if let Ok(bytes) = tokio::fs::read(pick(&asset.dir)).await {
                 return jpeg(bytes, "public, max-age=86400");
             }
         }
     }
     // The stand-in: the newest slate's poster, else a generated card.
-    if let Ok(slates) = s.store.assets(Some(AssetKind::Slate), Some("ready"), 1).await {
+    if let Ok(slates) = s.store.assets(Some(AssetKind::Slate), Some(AssetStatus::Ready), 1).await {
         if let Some(slate) = slates.first() {
             if let Ok(bytes) = tokio::fs::read(pick(&slate.dir)).await {
                 return jpeg(bytes, "public, max-age=60");

@@ -1,25 +1,20 @@
 //! The planner keeps each channel's schedule filled `buffer_minutes` ahead with ready assets, and says why it chose
 //! each one. It runs on a short tick and when nudged (new asset ready, an item finished, a rule changed).
 
+use crate::actor::{self, Context};
 use crate::business_logic::BusinessLogic;
-use crate::station::{Context, Shutdown};
-use crate::store::{ChannelId, Store};
-use serde::Serialize;
+use crate::shutdown::Shutdown;
+use crate::store::{Actor, ChannelId, EventKind, Store, StoreError};
+use chrono::Utc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+pub use vvtv_api::station::PlannerStatus;
 
 const TICK: Duration = Duration::from_secs(5);
 /// Below this much programme ahead, a repeat inside the diversity window beats falling back to the slate.
-const MIN_AHEAD_MS: i64 = 60_000;
+const MIN_AHEAD: Duration = Duration::from_secs(60);
 /// Bounds one top-up round even if the library holds only very short assets.
 const MAX_PICKS_PER_ROUND: usize = 200;
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct PlannerStatus {
-    pub rounds: u64,
-    pub scheduled_total: u64,
-    pub last_error: Option<String>,
-}
 
 enum Msg {
     Nudge,
@@ -34,7 +29,6 @@ pub struct PlannerHandle {
 impl PlannerHandle {
     pub fn spawn(ctx: &Context) -> PlannerHandle {
         let (tx, rx) = mpsc::channel(64);
-        let (shutdown, guard) = ctx.shutdown();
         let channels = ctx.config.channels.iter().map(|c| ChannelId(c.id.clone())).collect();
         let planner = Planner {
             rx,
@@ -43,10 +37,7 @@ impl PlannerHandle {
             channels,
             status: PlannerStatus::default(),
         };
-        tokio::spawn(async move {
-            planner.run(shutdown).await;
-            drop(guard);
-        });
+        actor::spawn("planner", ctx, |shutdown| planner.run(shutdown));
         PlannerHandle { tx }
     }
 
@@ -107,38 +98,38 @@ impl Planner {
 
 /// Appends items until the channel has `buffer_minutes` ahead. Picks the asset that has waited longest since it was
 /// last scheduled on this channel, never one of the last `diversity_window` items when another is available.
-async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> crate::store::Result<usize> {
-    let target_ms = i64::from(rules.buffer_minutes) * 60_000;
-    let mut queued = store.queued_ms(channel).await?;
+async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> Result<usize, StoreError> {
+    let target = Duration::from_secs(u64::from(rules.buffer_minutes) * 60);
+    let mut queued = store.queued(channel).await?;
     let mut picked = 0;
-    while queued < target_ms && picked < MAX_PICKS_PER_ROUND {
+    while queued < target && picked < MAX_PICKS_PER_ROUND {
         let candidates = store.airable_assets_for(channel).await?;
         let recent = store.recent_scheduled_assets(channel, i64::from(rules.diversity_window)).await?;
         let fresh = candidates.iter().find(|c| !recent.contains(&c.asset.id));
         // A repeat inside the diversity window is scheduled only to keep the channel off the slate; otherwise the
         // round stops and waits for the library to grow (a new asset is picked up on the next round).
-        let Some(choice) = fresh.or_else(|| if queued < MIN_AHEAD_MS { candidates.first() } else { None }) else {
+        let Some(choice) = fresh.or_else(|| if queued < MIN_AHEAD { candidates.first() } else { None }) else {
             break;
         };
-        let reason = match choice.last_scheduled_ms {
+        let reason = match choice.last_scheduled {
             None => "never scheduled on this channel".to_string(),
-            Some(ms) => format!(
+            Some(at) => format!(
                 "waited longest since last scheduled ({} ago){}",
-                human_age(crate::store::now_ms() - ms),
+                human_age((Utc::now() - at).to_std().unwrap_or_default()),
                 if recent.contains(&choice.asset.id) { "; library smaller than the diversity window" } else { "" }
             ),
         };
         store.schedule_append(channel, choice.asset.id, &reason).await?;
-        queued += choice.asset.duration_ms.max(1);
+        queued += choice.asset.duration.max(Duration::from_millis(1));
         picked += 1;
     }
     if picked > 0 {
         store
             .event(
-                "planner",
+                Actor::Planner,
                 Some(channel),
-                "scheduled",
-                &format!("scheduled {picked} item(s); {:.1} min ahead", queued as f64 / 60_000.0),
+                EventKind::Scheduled,
+                &format!("scheduled {picked} item(s); {:.1} min ahead", queued.as_secs_f64() / 60.0),
                 serde_json::json!({ "items": picked }),
             )
             .await;
@@ -146,8 +137,8 @@ async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> cr
     Ok(picked)
 }
 
-fn human_age(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
+fn human_age(age: Duration) -> String {
+    let s = age.as_secs();
     match s {
         0..=119 => format!("{s} s"),
         120..=7199 => format!("{} min", s / 60),
@@ -169,12 +160,12 @@ mod tests {
         (dir, store, ch)
     }
 
-    async fn clip(store: &Store, dir: &tempfile::TempDir, title: &str, duration_ms: i64) -> AssetId {
+    async fn clip(store: &Store, dir: &tempfile::TempDir, title: &str, seconds: u64) -> AssetId {
         let a = NewAsset {
             title: title.into(),
             kind: Some(AssetKind::Demo),
             dir: dir.path().into(),
-            duration_ms,
+            duration: Duration::from_secs(seconds),
             ..Default::default()
         };
         store.insert_asset(&a).await.unwrap()
@@ -185,7 +176,7 @@ mod tests {
         let (dir, store, ch) = channel().await;
         let mut ids = Vec::new();
         for i in 0..3 {
-            ids.push(clip(&store, &dir, &format!("clip {i}"), 60_000).await);
+            ids.push(clip(&store, &dir, &format!("clip {i}"), 60).await);
         }
         let mut rules = BusinessLogic::from_config(&crate::config::Config::default());
         rules.buffer_minutes = 5;
@@ -202,11 +193,11 @@ mod tests {
     #[tokio::test]
     async fn a_lone_asset_is_not_repeated_to_fill_the_buffer() {
         let (dir, store, ch) = channel().await;
-        clip(&store, &dir, "only", 20_000).await;
+        clip(&store, &dir, "only", 20).await;
         let rules = BusinessLogic::from_config(&crate::config::Config::default());
         // Enough repeats to keep one minute ahead (off the slate), not thirty minutes of the same clip.
         assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 3);
-        let new_id = clip(&store, &dir, "new", 20_000).await;
+        let new_id = clip(&store, &dir, "new", 20).await;
         top_up(&store, &ch, &rules).await.unwrap();
         let q = store.upcoming(&ch, 10).await.unwrap();
         assert_eq!(q[3].asset_id, new_id, "a new asset is picked up on the next round");

@@ -1,58 +1,12 @@
 //! The `assets` and `renditions` tables: media in the house format, ready to air.
 
-use super::{now_ms, AssetId, Result, Store, StoreError};
-use serde::{Deserialize, Serialize};
+use super::codec::{self, json_list, json_text, now_ms};
+use super::{AssetId, ChannelId, Result, Store, StoreError};
 use std::path::PathBuf;
+use std::time::Duration;
+use vvtv_api::{Asset, AssetKind, AssetStatus, Rendition};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum AssetKind {
-    Programme,
-    Demo,
-    Slate,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Asset {
-    pub id: AssetId,
-    pub sha256: Option<String>,
-    pub title: String,
-    pub source: String,
-    pub kind: AssetKind,
-    pub emergency: bool,
-    pub status: String,
-    pub bad_reason: Option<String>,
-    pub dir: String,
-    pub duration_ms: i64,
-    pub first_dts_ns: Option<i64>,
-    pub keyframes_ms: String,
-    pub loudness_in_lufs: Option<f64>,
-    pub loudness_out_lufs: Option<f64>,
-    pub lra_lu: Option<f64>,
-    pub true_peak_dbtp: Option<f64>,
-    pub vmaf_mean: Option<f64>,
-    pub vmaf_min: Option<f64>,
-    pub vmaf_p5: Option<f64>,
-    pub source_facts: String,
-    pub tags: String,
-    pub last_aired_ms: Option<i64>,
-    pub air_count: i64,
-    pub created_ms: i64,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Rendition {
-    pub asset_id: AssetId,
-    pub rung: String,
-    pub path: String,
-    pub width: i64,
-    pub height: i64,
-    pub video_kbps: i64,
-    pub size_bytes: i64,
-}
-
-/// What the factory (or the demo generator) records for a finished asset.
+/// What the factory records for a finished asset (an ingest, a demo clip, a slate).
 #[derive(Debug, Clone, Default)]
 pub struct NewAsset {
     pub sha256: Option<String>,
@@ -61,13 +15,15 @@ pub struct NewAsset {
     pub kind: Option<AssetKind>,
     pub emergency: bool,
     pub dir: PathBuf,
-    pub duration_ms: i64,
-    pub first_dts_ns: Option<i64>,
-    pub keyframes_ms: Vec<i64>,
+    pub duration: Duration,
+    /// How far the first frame's decode time lies before its presentation time (the B-frame delay).
+    pub b_frame_delay: Option<Duration>,
+    pub keyframes: Vec<Duration>,
     pub loudness_in_lufs: Option<f64>,
     pub loudness_out_lufs: Option<f64>,
     pub lra_lu: Option<f64>,
     pub true_peak_dbtp: Option<f64>,
+    /// Mean, minimum and 5th percentile.
     pub vmaf: Option<(f64, f64, f64)>,
     pub source_facts: serde_json::Value,
     pub tags: Vec<String>,
@@ -84,15 +40,105 @@ pub struct NewRendition {
     pub size_bytes: u64,
 }
 
+/// An `assets` row as stored.
+#[derive(sqlx::FromRow)]
+pub(super) struct AssetRow {
+    id: AssetId,
+    sha256: Option<String>,
+    title: String,
+    source: String,
+    kind: AssetKind,
+    emergency: bool,
+    status: AssetStatus,
+    bad_reason: Option<String>,
+    dir: String,
+    duration_ms: i64,
+    keyframes_ms: String,
+    loudness_in_lufs: Option<f64>,
+    loudness_out_lufs: Option<f64>,
+    lra_lu: Option<f64>,
+    true_peak_dbtp: Option<f64>,
+    vmaf_mean: Option<f64>,
+    vmaf_min: Option<f64>,
+    vmaf_p5: Option<f64>,
+    source_facts: String,
+    tags: String,
+    last_aired_ms: Option<i64>,
+    air_count: i64,
+    created_ms: i64,
+}
+
+impl From<AssetRow> for Asset {
+    fn from(r: AssetRow) -> Asset {
+        let keyframes: Vec<i64> = serde_json::from_str(&r.keyframes_ms).unwrap_or_default();
+        Asset {
+            id: r.id,
+            sha256: r.sha256,
+            title: r.title,
+            source: r.source,
+            kind: r.kind,
+            emergency: r.emergency,
+            status: r.status,
+            bad_reason: r.bad_reason,
+            dir: PathBuf::from(r.dir),
+            duration: codec::duration(r.duration_ms),
+            keyframes: keyframes.into_iter().map(codec::duration).collect(),
+            loudness_in_lufs: r.loudness_in_lufs,
+            loudness_out_lufs: r.loudness_out_lufs,
+            lra_lu: r.lra_lu,
+            true_peak_dbtp: r.true_peak_dbtp,
+            vmaf_mean: r.vmaf_mean,
+            vmaf_min: r.vmaf_min,
+            vmaf_p5: r.vmaf_p5,
+            source_facts: serde_json::from_str(&r.source_facts).unwrap_or_default(),
+            tags: json_list(&r.tags),
+            last_aired: codec::opt_time(r.last_aired_ms),
+            air_count: r.air_count,
+            created: codec::time(r.created_ms),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RenditionRow {
+    asset_id: AssetId,
+    rung: String,
+    path: String,
+    width: i64,
+    height: i64,
+    video_kbps: i64,
+    size_bytes: i64,
+}
+
+impl From<RenditionRow> for Rendition {
+    fn from(r: RenditionRow) -> Rendition {
+        Rendition {
+            asset_id: r.asset_id,
+            rung: r.rung,
+            path: PathBuf::from(r.path),
+            width: r.width.clamp(0, u32::MAX as i64) as u32,
+            height: r.height.clamp(0, u32::MAX as i64) as u32,
+            video_kbps: r.video_kbps.clamp(0, u32::MAX as i64) as u32,
+            size_bytes: r.size_bytes.max(0) as u64,
+        }
+    }
+}
+
+fn assets(rows: Vec<AssetRow>) -> Vec<Asset> {
+    rows.into_iter().map(Asset::from).collect()
+}
+
 impl Store {
     /// Records an asset and its renditions in one transaction.
     pub async fn insert_asset(&self, a: &NewAsset) -> Result<AssetId> {
         let mut tx = self.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(
+        let keyframes: Vec<i64> = a.keyframes.iter().copied().map(codec::ms).collect();
+        let first_dts_ns = a.b_frame_delay.map(|d| -(d.as_nanos().min(i64::MAX as u128) as i64));
+        let id: AssetId = sqlx::query_scalar(
             "INSERT INTO assets (sha256, title, source, kind, emergency, dir, duration_ms, first_dts_ns, keyframes_ms,
                  loudness_in_lufs, loudness_out_lufs, lra_lu, true_peak_dbtp, vmaf_mean, vmaf_min, vmaf_p5,
                  source_facts, tags, created_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
         )
         .bind(&a.sha256)
         .bind(&a.title)
@@ -100,9 +146,9 @@ impl Store {
         .bind(a.kind.unwrap_or(AssetKind::Programme))
         .bind(a.emergency)
         .bind(a.dir.to_string_lossy())
-        .bind(a.duration_ms)
-        .bind(a.first_dts_ns)
-        .bind(serde_json::to_string(&a.keyframes_ms).unwrap_or_else(|_| "[]".into()))
+        .bind(codec::ms(a.duration))
+        .bind(first_dts_ns)
+        .bind(json_text(&keyframes))
         .bind(a.loudness_in_lufs)
         .bind(a.loudness_out_lufs)
         .bind(a.lra_lu)
@@ -111,14 +157,14 @@ impl Store {
         .bind(a.vmaf.map(|v| v.1))
         .bind(a.vmaf.map(|v| v.2))
         .bind(a.source_facts.to_string())
-        .bind(serde_json::to_string(&a.tags).unwrap_or_else(|_| "[]".into()))
+        .bind(json_text(&a.tags))
         .bind(now_ms())
         .fetch_one(&mut *tx)
         .await?;
         for r in &a.renditions {
             sqlx::query(
                 "INSERT INTO renditions (asset_id, rung, path, width, height, video_kbps, size_bytes)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(&r.rung)
@@ -126,143 +172,121 @@ impl Store {
             .bind(r.width)
             .bind(r.height)
             .bind(r.video_kbps)
-            .bind(r.size_bytes as i64)
+            .bind(i64::try_from(r.size_bytes).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(AssetId(id))
+        Ok(id)
     }
 
     pub async fn asset(&self, id: AssetId) -> Result<Asset> {
-        sqlx::query_as("SELECT * FROM assets WHERE id = ?")
+        sqlx::query_as::<_, AssetRow>("SELECT * FROM assets WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
+            .map(Asset::from)
             .ok_or_else(|| StoreError::NotFound(format!("asset {id}")))
     }
 
+    /// An asset's renditions, highest first.
     pub async fn renditions(&self, id: AssetId) -> Result<Vec<Rendition>> {
-        Ok(sqlx::query_as("SELECT * FROM renditions WHERE asset_id = ? ORDER BY height DESC")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?)
+        let rows: Vec<RenditionRow> =
+            sqlx::query_as("SELECT * FROM renditions WHERE asset_id = $1 ORDER BY height DESC")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Rendition::from).collect())
     }
 
     /// Assets of a kind with the given status, newest first.
-    pub async fn assets(&self, kind: Option<AssetKind>, status: Option<&str>, limit: i64) -> Result<Vec<Asset>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM assets WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR status = ?2)
-             ORDER BY id DESC LIMIT ?3",
-        )
-        .bind(kind)
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+    pub async fn assets(&self, kind: Option<AssetKind>, status: Option<AssetStatus>, limit: i64) -> Result<Vec<Asset>> {
+        Ok(assets(
+            sqlx::query_as(
+                "SELECT * FROM assets WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR status = $2)
+                 ORDER BY id DESC LIMIT $3",
+            )
+            .bind(kind)
+            .bind(status)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        ))
     }
 
     pub async fn emergency_assets(&self) -> Result<Vec<Asset>> {
-        Ok(sqlx::query_as("SELECT * FROM assets WHERE status = 'ready' AND emergency = 1 ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(assets(
+            sqlx::query_as("SELECT * FROM assets WHERE status = 'ready' AND emergency = 1 ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?,
+        ))
     }
 
-    /// Takes an asset off the air for good (it failed to demux, its files are gone, …), with every schedule row of
-    /// it that has not aired yet.
+    /// Takes an asset off the air for good (it failed to demux, its files are gone, …). Its schedule rows are
+    /// skipped by the broadcasters as they reach them.
     pub async fn mark_asset_bad(&self, id: AssetId, reason: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE assets SET status = 'bad', bad_reason = ?, emergency = 0 WHERE id = ?")
+        sqlx::query("UPDATE assets SET status = 'bad', bad_reason = $1, emergency = 0 WHERE id = $2")
             .bind(reason)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        sqlx::query(
-            "UPDATE schedule SET status = 'skipped', updated_ms = ? WHERE asset_id = ? AND status = 'scheduled'",
-        )
-        .bind(super::now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     pub async fn set_asset_emergency(&self, id: AssetId, emergency: bool) -> Result<()> {
-        sqlx::query("UPDATE assets SET emergency = ? WHERE id = ?")
+        sqlx::query("UPDATE assets SET emergency = $1 WHERE id = $2")
             .bind(emergency)
             .bind(id)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
-}
 
-/// An airable asset with when it was last scheduled on one channel (None: never).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Candidate {
-    #[sqlx(flatten)]
-    pub asset: Asset,
-    pub last_scheduled_ms: Option<i64>,
-}
-
-impl Store {
-    /// Ready programmes and demo clips, those not scheduled on `channel` for the longest time first.
-    pub async fn airable_assets_for(&self, channel: &super::ChannelId) -> Result<Vec<Candidate>> {
-        Ok(sqlx::query_as(
-            "SELECT a.*, (SELECT MAX(s.created_ms) FROM schedule s WHERE s.asset_id = a.id AND s.channel_id = ?1)
-                 AS last_scheduled_ms,
-                 (SELECT MAX(s.id) FROM schedule s WHERE s.asset_id = a.id AND s.channel_id = ?1) AS last_sid
-             FROM assets a WHERE a.status = 'ready' AND a.kind IN ('programme', 'demo')
-             ORDER BY last_sid IS NOT NULL, last_sid, a.id",
-        )
-        .bind(channel)
-        .fetch_all(&self.pool)
-        .await?)
-    }
-}
-
-impl Store {
     /// The asset made from these source bytes, if any (whatever its status).
     pub async fn asset_by_sha256(&self, sha256: &str) -> Result<Option<Asset>> {
-        Ok(sqlx::query_as("SELECT * FROM assets WHERE sha256 = ?").bind(sha256).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as::<_, AssetRow>("SELECT * FROM assets WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Asset::from))
     }
 
     /// Lets the same content be ingested again after its asset was evicted or found bad.
     pub async fn forget_asset_source(&self, id: AssetId) -> Result<()> {
-        sqlx::query("UPDATE assets SET sha256 = NULL WHERE id = ?").bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE assets SET sha256 = NULL WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Bytes of every rendition of assets still on disk (ready or bad, not evicted), slates included.
-    pub async fn assets_bytes(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+    pub async fn assets_bytes(&self) -> Result<u64> {
+        let bytes: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(r.size_bytes), 0) FROM renditions r JOIN assets a ON a.id = r.asset_id
              WHERE a.status != 'evicted'",
         )
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok(bytes.max(0) as u64)
     }
 
     /// Programmes and demo clips that may be evicted to free space: not scheduled or on air anywhere, least recently
-    /// aired first (never aired counts from when it was made), with their size.
-    pub async fn eviction_candidates(&self, limit: i64) -> Result<Vec<(Asset, i64)>> {
+    /// aired first (never aired counts from when it was made), with their size in bytes.
+    pub async fn eviction_candidates(&self, limit: i64) -> Result<Vec<(Asset, u64)>> {
         let rows: Vec<EvictionRow> = sqlx::query_as(
             "SELECT a.*, (SELECT COALESCE(SUM(size_bytes), 0) FROM renditions r WHERE r.asset_id = a.id) AS bytes
              FROM assets a
              WHERE a.status != 'evicted' AND a.kind IN ('programme', 'demo')
                AND NOT EXISTS (SELECT 1 FROM schedule s WHERE s.asset_id = a.id AND s.status IN ('scheduled', 'airing'))
-             ORDER BY COALESCE(a.last_aired_ms, a.created_ms), a.id LIMIT ?",
+             ORDER BY COALESCE(a.last_aired_ms, a.created_ms), a.id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(|r| (r.asset, r.bytes)).collect())
+        Ok(rows.into_iter().map(|r| (Asset::from(r.asset), r.bytes.max(0) as u64)).collect())
     }
 
     /// Records that an asset's files were deleted to free space.
     pub async fn mark_asset_evicted(&self, id: AssetId) -> Result<()> {
-        sqlx::query("UPDATE assets SET status = 'evicted', emergency = 0 WHERE id = ?")
+        sqlx::query("UPDATE assets SET status = 'evicted', emergency = 0 WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -273,6 +297,40 @@ impl Store {
 #[derive(sqlx::FromRow)]
 struct EvictionRow {
     #[sqlx(flatten)]
-    asset: Asset,
+    asset: AssetRow,
     bytes: i64,
+}
+
+/// An airable asset with when it was last scheduled on one channel (None: never).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub asset: Asset,
+    pub last_scheduled: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    #[sqlx(flatten)]
+    asset: AssetRow,
+    last_scheduled_ms: Option<i64>,
+}
+
+impl Store {
+    /// Ready programmes and demo clips, those not scheduled on `channel` for the longest time first.
+    pub async fn airable_assets_for(&self, channel: &ChannelId) -> Result<Vec<Candidate>> {
+        let rows: Vec<CandidateRow> = sqlx::query_as(
+            "SELECT a.*, (SELECT MAX(s.created_ms) FROM schedule s WHERE s.asset_id = a.id AND s.channel_id = $1)
+                 AS last_scheduled_ms,
+                 (SELECT MAX(s.id) FROM schedule s WHERE s.asset_id = a.id AND s.channel_id = $1) AS last_sid
+             FROM assets a WHERE a.status = 'ready' AND a.kind IN ('programme', 'demo')
+             ORDER BY last_sid IS NOT NULL, last_sid, a.id",
+        )
+        .bind(channel)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Candidate { asset: Asset::from(r.asset), last_scheduled: codec::opt_time(r.last_scheduled_ms) })
+            .collect())
+    }
 }

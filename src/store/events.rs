@@ -1,46 +1,57 @@
 //! The `events` table: every autonomous decision the station makes, with a reason a human can read.
 
-use super::{now_ms, ChannelId, Result, Store};
-use serde::Serialize;
+use super::codec::{self, now_ms};
+use super::{ChannelId, EventId, Result, Store};
+use vvtv_api::{Actor, Event, EventKind};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Event {
-    pub id: i64,
-    pub at_ms: i64,
-    pub actor: String,
-    pub channel_id: Option<String>,
-    pub kind: String,
-    pub message: String,
-    #[serde(serialize_with = "raw_json")]
-    pub data: String,
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: EventId,
+    at_ms: i64,
+    actor: String,
+    channel_id: Option<ChannelId>,
+    kind: String,
+    message: String,
+    data: String,
 }
 
-fn raw_json<S: serde::Serializer>(data: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
-    let value: serde_json::Value = serde_json::from_str(data).unwrap_or(serde_json::Value::Null);
-    value.serialize(s)
+impl EventRow {
+    /// None for a row whose actor or kind this version does not know (written by a newer one).
+    fn into_event(self) -> Option<Event> {
+        Some(Event {
+            id: self.id,
+            at: codec::time(self.at_ms),
+            actor: self.actor.parse::<Actor>().ok()?,
+            channel_id: self.channel_id,
+            kind: self.kind.parse::<EventKind>().ok()?,
+            message: self.message,
+            data: serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null),
+        })
+    }
 }
 
 impl Store {
-    /// Records a decision. Failures to record are logged, never fatal: the station keeps running.
+    /// Records a decision (and logs it). Failures to record are logged, never fatal: the station keeps running.
     pub async fn event(
         &self,
-        actor: &str,
+        actor: Actor,
         channel: Option<&ChannelId>,
-        kind: &str,
+        kind: EventKind,
         message: &str,
         data: serde_json::Value,
     ) {
-        tracing::info!(actor, channel = channel.map(|c| c.0.as_str()), kind, "{message}");
-        let result =
-            sqlx::query("INSERT INTO events (at_ms, actor, channel_id, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)")
-                .bind(now_ms())
-                .bind(actor)
-                .bind(channel)
-                .bind(kind)
-                .bind(message)
-                .bind(data.to_string())
-                .execute(&self.pool)
-                .await;
+        tracing::info!(actor = actor.as_str(), channel = channel.map(ChannelId::as_str), kind = kind.as_str(), "{message}");
+        let result = sqlx::query(
+            "INSERT INTO events (at_ms, actor, channel_id, kind, message, data) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(now_ms())
+        .bind(actor)
+        .bind(channel)
+        .bind(kind)
+        .bind(message)
+        .bind(data.to_string())
+        .execute(&self.pool)
+        .await;
         if let Err(e) = result {
             tracing::error!("could not record event {kind}: {e}");
         }
@@ -48,6 +59,8 @@ impl Store {
 
     /// The newest `limit` events, newest first.
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<Event>> {
-        Ok(sqlx::query_as("SELECT * FROM events ORDER BY id DESC LIMIT ?").bind(limit).fetch_all(&self.pool).await?)
+        let rows: Vec<EventRow> =
+            sqlx::query_as("SELECT * FROM events ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().filter_map(EventRow::into_event).collect())
     }
 }

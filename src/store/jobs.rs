@@ -1,107 +1,82 @@
 //! The `jobs` table: ingest work for the factory, from plans, the CLI, the API, the inbox and the demo generator.
 
-use super::{now_ms, Result, Store, StoreError};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum JobStatus {
-    Queued,
-    Downloading,
-    Probing,
-    Normalizing,
-    Gating,
-    Ready,
-    Rejected,
-    Failed,
-}
-
-impl JobStatus {
-    pub const ALL: [JobStatus; 8] = [
-        JobStatus::Queued,
-        JobStatus::Downloading,
-        JobStatus::Probing,
-        JobStatus::Normalizing,
-        JobStatus::Gating,
-        JobStatus::Ready,
-        JobStatus::Rejected,
-        JobStatus::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Downloading => "downloading",
-            JobStatus::Probing => "probing",
-            JobStatus::Normalizing => "normalizing",
-            JobStatus::Gating => "gating",
-            JobStatus::Ready => "ready",
-            JobStatus::Rejected => "rejected",
-            JobStatus::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<JobStatus> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// True while a worker owns the job (a crash leaves it here; the factory restarts it).
-    pub fn is_in_flight(self) -> bool {
-        matches!(self, JobStatus::Downloading | JobStatus::Probing | JobStatus::Normalizing | JobStatus::Gating)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum JobOrigin {
-    Plan,
-    Cli,
-    Api,
-    Inbox,
-    Demo,
-}
-
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Job {
-    pub id: i64,
-    pub plan_id: Option<i64>,
-    pub input: String,
-    pub origin: JobOrigin,
-    pub title: Option<String>,
-    pub priority: i64,
-    pub webhook_url: Option<String>,
-    pub status: JobStatus,
-    pub progress: f64,
-    pub speed: Option<f64>,
-    pub attempts: i64,
-    pub next_attempt_ms: Option<i64>,
-    pub reason: Option<String>,
-    pub asset_id: Option<i64>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
+use super::codec::{self, now_ms};
+use super::{AssetId, JobId, PlanId, Result, Store, StoreError};
+use chrono::{DateTime, Utc};
+use vvtv_api::{Job, JobInput, JobOrigin, JobStatus};
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
-    pub plan_id: Option<i64>,
-    pub input: String,
+    pub plan_id: Option<PlanId>,
+    pub input: JobInput,
     pub origin: JobOrigin,
     pub title: Option<String>,
     pub priority: i64,
     pub webhook_url: Option<String>,
 }
 
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: JobId,
+    plan_id: Option<PlanId>,
+    input: String,
+    origin: JobOrigin,
+    title: Option<String>,
+    priority: i64,
+    webhook_url: Option<String>,
+    status: JobStatus,
+    progress: f64,
+    speed: Option<f64>,
+    attempts: i64,
+    next_attempt_ms: Option<i64>,
+    reason: Option<String>,
+    asset_id: Option<AssetId>,
+    created_ms: i64,
+    updated_ms: i64,
+}
+
+impl TryFrom<JobRow> for Job {
+    type Error = StoreError;
+    fn try_from(r: JobRow) -> Result<Job> {
+        let input = JobInput::parse(&r.input).map_err(|e| StoreError::Corrupt(format!("job {}: input {e}", r.id)))?;
+        Ok(Job {
+            id: r.id,
+            plan_id: r.plan_id,
+            input,
+            origin: r.origin,
+            title: r.title,
+            priority: r.priority,
+            webhook_url: r.webhook_url,
+            status: r.status,
+            progress: r.progress,
+            speed: r.speed,
+            attempts: r.attempts.clamp(0, u32::MAX as i64) as u32,
+            next_attempt: codec::opt_time(r.next_attempt_ms),
+            reason: r.reason,
+            asset_id: r.asset_id,
+            created: codec::time(r.created_ms),
+            updated: codec::time(r.updated_ms),
+        })
+    }
+}
+
+fn job(row: Option<JobRow>) -> Result<Option<Job>> {
+    row.map(Job::try_from).transpose()
+}
+
+fn jobs(rows: Vec<JobRow>) -> Result<Vec<Job>> {
+    rows.into_iter().map(Job::try_from).collect()
+}
+
 impl Store {
-    pub async fn insert_job(&self, j: &NewJob) -> Result<i64> {
+    pub async fn insert_job(&self, j: &NewJob) -> Result<JobId> {
         let now = now_ms();
         Ok(sqlx::query_scalar(
             "INSERT INTO jobs (plan_id, input, origin, title, priority, webhook_url, created_ms, updated_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(j.plan_id)
-        .bind(&j.input)
+        .bind(j.input.to_string())
         .bind(j.origin)
         .bind(&j.title)
         .bind(j.priority)
@@ -112,22 +87,21 @@ impl Store {
         .await?)
     }
 
-    pub async fn job(&self, id: i64) -> Result<Job> {
-        sqlx::query_as("SELECT * FROM jobs WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
+    pub async fn job(&self, id: JobId) -> Result<Job> {
+        job(sqlx::query_as("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)?
             .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
     }
 
     /// Jobs, optionally of one status, newest first, `per_page` at a time.
     pub async fn jobs(&self, status: Option<JobStatus>, page: i64, per_page: i64) -> Result<Vec<Job>> {
-        Ok(sqlx::query_as("SELECT * FROM jobs WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2 OFFSET ?3")
-            .bind(status)
-            .bind(per_page)
-            .bind(page.max(0) * per_page)
-            .fetch_all(&self.pool)
-            .await?)
+        jobs(
+            sqlx::query_as("SELECT * FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2 OFFSET $3")
+                .bind(status)
+                .bind(per_page)
+                .bind(page.max(0) * per_page)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// Count of jobs per status, for the status view.
@@ -138,22 +112,21 @@ impl Store {
     /// Takes the next runnable job (highest priority, then oldest; retries only once their back-off is over) and
     /// moves it to `first` in the same statement, so two workers can never claim the same job.
     pub async fn claim_job(&self, first: JobStatus) -> Result<Option<Job>> {
-        let now = now_ms();
-        Ok(sqlx::query_as(
-            "UPDATE jobs SET status = ?1, progress = 0, speed = NULL, updated_ms = ?2
-             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND (next_attempt_ms IS NULL OR next_attempt_ms <= ?2)
+        job(sqlx::query_as(
+            "UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND (next_attempt_ms IS NULL OR next_attempt_ms <= $2)
                          ORDER BY priority DESC, id LIMIT 1)
              RETURNING *",
         )
         .bind(first)
-        .bind(now)
+        .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?)
     }
 
     /// Moves a job to another working stage.
-    pub async fn set_job_stage(&self, id: i64, status: JobStatus) -> Result<()> {
-        sqlx::query("UPDATE jobs SET status = ?, progress = 0, speed = NULL, updated_ms = ? WHERE id = ?")
+    pub async fn set_job_stage(&self, id: JobId, status: JobStatus) -> Result<()> {
+        sqlx::query("UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2 WHERE id = $3")
             .bind(status)
             .bind(now_ms())
             .bind(id)
@@ -162,8 +135,8 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_job_progress(&self, id: i64, progress: f64, speed: Option<f64>) -> Result<()> {
-        sqlx::query("UPDATE jobs SET progress = ?, speed = ?, updated_ms = ? WHERE id = ?")
+    pub async fn set_job_progress(&self, id: JobId, progress: f64, speed: Option<f64>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET progress = $1, speed = $2, updated_ms = $3 WHERE id = $4")
             .bind(progress.clamp(0.0, 1.0))
             .bind(speed)
             .bind(now_ms())
@@ -176,19 +149,19 @@ impl Store {
     /// Ends a job: `ready` (with its asset), `rejected` or `failed` (with the reason).
     pub async fn finish_job(
         &self,
-        id: i64,
+        id: JobId,
         status: JobStatus,
         reason: Option<&str>,
-        asset: Option<super::AssetId>,
+        asset: Option<AssetId>,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET status = ?, reason = ?, asset_id = ?, progress = CASE WHEN ? = 'ready' THEN 1 ELSE progress END,
-                 next_attempt_ms = NULL, updated_ms = ? WHERE id = ?",
+            "UPDATE jobs SET status = $1, reason = $2, asset_id = $3,
+                 progress = CASE WHEN $1 = 'ready' THEN 1 ELSE progress END, next_attempt_ms = NULL, updated_ms = $4
+             WHERE id = $5",
         )
         .bind(status)
         .bind(reason)
         .bind(asset)
-        .bind(status)
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)
@@ -196,14 +169,14 @@ impl Store {
         Ok(())
     }
 
-    /// Puts a failed attempt back in the queue, to run again at `next_attempt_ms`.
-    pub async fn retry_job(&self, id: i64, reason: &str, next_attempt_ms: i64) -> Result<()> {
+    /// Puts a failed attempt back in the queue, to run again at `next_attempt`.
+    pub async fn retry_job(&self, id: JobId, reason: &str, next_attempt: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE jobs SET status = 'queued', reason = ?, attempts = attempts + 1, next_attempt_ms = ?, progress = 0,
-                 speed = NULL, updated_ms = ? WHERE id = ?",
+            "UPDATE jobs SET status = 'queued', reason = $1, attempts = attempts + 1, next_attempt_ms = $2, progress = 0,
+                 speed = NULL, updated_ms = $3 WHERE id = $4",
         )
         .bind(reason)
-        .bind(next_attempt_ms)
+        .bind(codec::time_ms(next_attempt))
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)
@@ -213,9 +186,9 @@ impl Store {
 
     /// At start: every job a worker owned when the process stopped goes back to the queue (it restarts from its
     /// first stage; a partial download is resumed). Returns the ids.
-    pub async fn requeue_in_flight_jobs(&self) -> Result<Vec<i64>> {
+    pub async fn requeue_in_flight_jobs(&self) -> Result<Vec<JobId>> {
         Ok(sqlx::query_scalar(
-            "UPDATE jobs SET status = 'queued', progress = 0, speed = NULL, updated_ms = ?
+            "UPDATE jobs SET status = 'queued', progress = 0, speed = NULL, updated_ms = $1
              WHERE status IN ('downloading', 'probing', 'normalizing', 'gating') RETURNING id",
         )
         .bind(now_ms())
@@ -224,7 +197,7 @@ impl Store {
     }
 
     /// Ids of jobs not yet finished (queued or in a working stage).
-    pub async fn unfinished_job_ids(&self) -> Result<Vec<i64>> {
+    pub async fn unfinished_job_ids(&self) -> Result<Vec<JobId>> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM jobs WHERE status IN ('queued', 'downloading', 'probing', 'normalizing', 'gating')",
         )
@@ -232,10 +205,10 @@ impl Store {
         .await?)
     }
 
-    /// Is `input` already the input of a job (of any status)? Used by the inbox so a file is taken once.
-    pub async fn job_for_input(&self, input: &str) -> Result<Option<Job>> {
-        Ok(sqlx::query_as("SELECT * FROM jobs WHERE input = ? ORDER BY id DESC LIMIT 1")
-            .bind(input)
+    /// The newest job whose input is `input` (of any status). Used by the inbox so a file is taken once.
+    pub async fn job_for_input(&self, input: &JobInput) -> Result<Option<Job>> {
+        job(sqlx::query_as("SELECT * FROM jobs WHERE input = $1 ORDER BY id DESC LIMIT 1")
+            .bind(input.to_string())
             .fetch_optional(&self.pool)
             .await?)
     }

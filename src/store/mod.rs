@@ -4,25 +4,31 @@
 //! a restart reads the store and carries on. One file per table family.
 
 mod assets;
+mod codec;
 mod events;
 mod jobs;
 mod plans;
 mod schedule;
 mod settings;
 
-pub use assets::{Asset, AssetKind, Candidate, NewAsset, NewRendition, Rendition};
-pub use events::Event;
-pub use jobs::{Job, JobOrigin, JobStatus, NewJob};
-pub use plans::{NewPlan, Plan, PlanStatus};
-pub use schedule::{Airing, AiringKind, NewAiring, QueueItem, ScheduleStatus};
+pub use assets::{Candidate, NewAsset, NewRendition};
+pub use jobs::NewJob;
+pub use plans::NewPlan;
+pub use schedule::NewAiring;
+pub use vvtv_api::{
+    Actor, Airing, AiringId, AiringKind, Asset, AssetId, AssetKind, AssetStatus, ChannelId, Event, EventId, EventKind,
+    Job, JobId, JobInput, JobOrigin, JobStatus, Plan, PlanId, PlanStatus, QueueItem, Rendition, ScheduleId,
+    ScheduleStatus, SourceKind,
+};
 
-use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use codec::now_ms;
 use std::time::Duration;
 
+/// A store failure, naming the database file or the record.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
@@ -33,37 +39,25 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("{0} not found")]
     NotFound(String),
+    /// A row whose stored text this version cannot read.
+    #[error("database: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when a foreign key refused the write (a row pointing at a channel, asset or plan that does not exist).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        match self {
+            StoreError::Sql(sqlx::Error::Database(e)) => e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A channel's id as used in URLs and rows.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(transparent)]
-#[serde(transparent)]
-pub struct ChannelId(pub String);
-
-impl std::fmt::Display for ChannelId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
-#[sqlx(transparent)]
-#[serde(transparent)]
-pub struct AssetId(pub i64);
-
-impl std::fmt::Display for AssetId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// Wall-clock milliseconds since the Unix epoch, the unit of every `*_ms` time column.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+/// The schema, from `migrations/` (append-only), built into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -86,7 +80,7 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
-        sqlx::migrate!("./migrations")
+        MIGRATOR
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
@@ -100,7 +94,7 @@ impl Store {
     /// Makes sure every configured channel has its row (names follow the config).
     pub async fn upsert_channel(&self, id: &ChannelId, name: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO channels (id, name, created_ms) VALUES (?, ?, ?)
+            "INSERT INTO channels (id, name, created_ms) VALUES ($1, $2, $3)
              ON CONFLICT(id) DO UPDATE SET name = excluded.name",
         )
         .bind(id)
@@ -147,7 +141,10 @@ mod tests {
         assert_eq!(fk, 1);
         store.close().await;
         let again = Store::open(&path).await.unwrap();
-        assert_eq!(again.applied_migrations().await.unwrap().len(), 2);
+        let applied = again.applied_migrations().await.unwrap();
+        let shipped: Vec<String> = MIGRATOR.iter().map(|m| m.description.to_string()).collect();
+        assert!(!shipped.is_empty());
+        assert_eq!(applied, shipped, "every migration in migrations/ is applied once, in order");
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
             "EXPLAIN QUERY PLAN SELECT MAX(id) FROM schedule WHERE asset_id = 1 AND channel_id = 'main'",
         )
@@ -161,8 +158,17 @@ mod tests {
     async fn foreign_keys_are_enforced() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
-        let err = store.schedule_append(&ChannelId("nope".into()), AssetId(42), "test").await;
-        assert!(err.is_err(), "schedule row for unknown channel and asset must be refused");
+        let err = store.schedule_append(&ChannelId("nope".into()), AssetId(42), "test").await.unwrap_err();
+        assert!(err.is_foreign_key_violation(), "a schedule row for an unknown channel and asset: {err:?}");
+        let ch = ChannelId("main".into());
+        store.upsert_channel(&ch, "Main").await.unwrap();
+        let err = store.schedule_append(&ch, AssetId(42), "test").await.unwrap_err();
+        assert!(err.is_foreign_key_violation(), "a schedule row for an unknown asset: {err:?}");
+        let asset = store
+            .insert_asset(&NewAsset { title: "a".into(), dir: dir.path().into(), ..Default::default() })
+            .await
+            .unwrap();
+        store.schedule_append(&ch, asset, "test").await.expect("a row pointing at existing rows is accepted");
     }
 
     #[tokio::test]

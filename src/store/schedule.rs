@@ -1,52 +1,65 @@
 //! The `schedule` and `airings` tables: what each channel will air, and what it did air.
 
-use super::{now_ms, AssetId, ChannelId, Result, Store};
-use serde::Serialize;
+use super::codec::{self, now_ms};
+use super::{AiringId, AssetId, ChannelId, Result, ScheduleId, Store};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use vvtv_api::{Airing, AiringKind, QueueItem, ScheduleStatus};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleStatus {
-    Scheduled,
-    Airing,
-    Aired,
-    Skipped,
-    Cut,
+#[derive(sqlx::FromRow)]
+struct QueueRow {
+    id: ScheduleId,
+    channel_id: ChannelId,
+    asset_id: AssetId,
+    title: String,
+    duration_ms: i64,
+    status: ScheduleStatus,
+    reason: String,
+    resume_ms: i64,
 }
 
-/// A schedule row joined with what the planner and the operator need to see of its asset.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct QueueItem {
-    pub id: i64,
-    pub channel_id: ChannelId,
-    pub asset_id: AssetId,
-    pub title: String,
-    pub duration_ms: i64,
-    pub status: ScheduleStatus,
-    pub reason: String,
-    pub resume_ms: i64,
+impl From<QueueRow> for QueueItem {
+    fn from(r: QueueRow) -> QueueItem {
+        QueueItem {
+            id: r.id,
+            channel_id: r.channel_id,
+            asset_id: r.asset_id,
+            title: r.title,
+            duration: codec::duration(r.duration_ms),
+            status: r.status,
+            reason: r.reason,
+            resume: codec::duration(r.resume_ms),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
-#[sqlx(type_name = "TEXT", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum AiringKind {
-    Scheduled,
-    Emergency,
-    Slate,
+#[derive(sqlx::FromRow)]
+struct AiringRow {
+    id: AiringId,
+    channel_id: ChannelId,
+    asset_id: Option<AssetId>,
+    schedule_id: Option<ScheduleId>,
+    kind: AiringKind,
+    title: String,
+    start_ms: i64,
+    end_ms: Option<i64>,
+    offset_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct Airing {
-    pub id: i64,
-    pub channel_id: ChannelId,
-    pub asset_id: Option<AssetId>,
-    pub schedule_id: Option<i64>,
-    pub kind: AiringKind,
-    pub title: String,
-    pub start_ms: i64,
-    pub end_ms: Option<i64>,
-    pub offset_ms: i64,
+impl From<AiringRow> for Airing {
+    fn from(r: AiringRow) -> Airing {
+        Airing {
+            id: r.id,
+            channel_id: r.channel_id,
+            asset_id: r.asset_id,
+            schedule_id: r.schedule_id,
+            kind: r.kind,
+            title: r.title,
+            start: codec::time(r.start_ms),
+            end: codec::opt_time(r.end_ms),
+            offset: codec::duration(r.offset_ms),
+        }
+    }
 }
 
 /// An item going on air.
@@ -54,23 +67,23 @@ pub struct Airing {
 pub struct NewAiring<'a> {
     pub channel: &'a ChannelId,
     pub asset: Option<AssetId>,
-    pub schedule_id: Option<i64>,
+    pub schedule_id: Option<ScheduleId>,
     pub kind: AiringKind,
     pub title: &'a str,
-    pub start_ms: i64,
+    pub start: DateTime<Utc>,
     /// Position in the asset where airing begins (non-zero when resuming).
-    pub offset_ms: i64,
+    pub offset: Duration,
 }
 
 const QUEUE_SELECT: &str = "SELECT s.id, s.channel_id, s.asset_id, a.title, a.duration_ms, s.status, s.reason, \
      s.resume_ms FROM schedule s JOIN assets a ON a.id = s.asset_id";
 
 impl Store {
-    pub async fn schedule_append(&self, channel: &ChannelId, asset: AssetId, reason: &str) -> Result<i64> {
+    pub async fn schedule_append(&self, channel: &ChannelId, asset: AssetId, reason: &str) -> Result<ScheduleId> {
         let now = now_ms();
         Ok(sqlx::query_scalar(
             "INSERT INTO schedule (channel_id, asset_id, reason, created_ms, updated_ms)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(channel)
         .bind(asset)
@@ -83,40 +96,42 @@ impl Store {
 
     /// Items not yet finished (airing first, then scheduled in order).
     pub async fn upcoming(&self, channel: &ChannelId, limit: i64) -> Result<Vec<QueueItem>> {
-        Ok(sqlx::query_as(&format!(
-            "{QUEUE_SELECT} WHERE s.channel_id = ? AND s.status IN ('airing', 'scheduled')
-             ORDER BY s.status = 'scheduled', s.id LIMIT ?"
+        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
+            "{QUEUE_SELECT} WHERE s.channel_id = $1 AND s.status IN ('airing', 'scheduled')
+             ORDER BY s.status = 'scheduled', s.id LIMIT $2"
         ))
         .bind(channel)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(QueueItem::from).collect())
     }
 
-    /// Milliseconds of programme scheduled but not yet started.
-    pub async fn queued_ms(&self, channel: &ChannelId) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+    /// Programme scheduled but not yet aired (the rest of what is on air included).
+    pub async fn queued(&self, channel: &ChannelId) -> Result<Duration> {
+        let ms: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(a.duration_ms - s.resume_ms), 0) FROM schedule s JOIN assets a ON a.id = s.asset_id
-             WHERE s.channel_id = ? AND s.status IN ('scheduled', 'airing')",
+             WHERE s.channel_id = $1 AND s.status IN ('scheduled', 'airing')",
         )
         .bind(channel)
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok(codec::duration(ms))
     }
 
     /// Asset ids of the last `n` items scheduled on a channel (for diversity rules).
     pub async fn recent_scheduled_assets(&self, channel: &ChannelId, n: i64) -> Result<Vec<AssetId>> {
-        Ok(sqlx::query_scalar("SELECT asset_id FROM schedule WHERE channel_id = ? ORDER BY id DESC LIMIT ?")
+        Ok(sqlx::query_scalar("SELECT asset_id FROM schedule WHERE channel_id = $1 ORDER BY id DESC LIMIT $2")
             .bind(channel)
             .bind(n)
             .fetch_all(&self.pool)
             .await?)
     }
 
-    pub async fn set_schedule_status(&self, id: i64, status: ScheduleStatus, resume_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE schedule SET status = ?, resume_ms = ?, updated_ms = ? WHERE id = ?")
+    pub async fn set_schedule_status(&self, id: ScheduleId, status: ScheduleStatus, resume: Duration) -> Result<()> {
+        sqlx::query("UPDATE schedule SET status = $1, resume_ms = $2, updated_ms = $3 WHERE id = $4")
             .bind(status)
-            .bind(resume_ms)
+            .bind(codec::ms(resume))
             .bind(now_ms())
             .bind(id)
             .execute(&self.pool)
@@ -125,25 +140,25 @@ impl Store {
     }
 
     /// Opens an airing row; returns its id. Also stamps the asset's last-aired time.
-    pub async fn airing_start(&self, a: &NewAiring<'_>) -> Result<i64> {
-        let NewAiring { channel, asset, schedule_id, kind, title, start_ms, offset_ms } = *a;
+    pub async fn airing_start(&self, a: &NewAiring<'_>) -> Result<AiringId> {
+        let NewAiring { channel, asset, schedule_id, kind, title, start, offset } = *a;
         let mut tx = self.pool.begin().await?;
         let id = sqlx::query_scalar(
             "INSERT INTO airings (channel_id, asset_id, schedule_id, kind, title, start_ms, offset_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(channel)
         .bind(asset)
         .bind(schedule_id)
         .bind(kind)
         .bind(title)
-        .bind(start_ms)
-        .bind(offset_ms)
+        .bind(codec::time_ms(start))
+        .bind(codec::ms(offset))
         .fetch_one(&mut *tx)
         .await?;
         if let Some(asset) = asset {
-            sqlx::query("UPDATE assets SET last_aired_ms = ?, air_count = air_count + 1 WHERE id = ?")
-                .bind(start_ms)
+            sqlx::query("UPDATE assets SET last_aired_ms = $1, air_count = air_count + 1 WHERE id = $2")
+                .bind(codec::time_ms(start))
                 .bind(asset)
                 .execute(&mut *tx)
                 .await?;
@@ -152,29 +167,37 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn airing_end(&self, id: i64, end_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE airings SET end_ms = ? WHERE id = ?").bind(end_ms).bind(id).execute(&self.pool).await?;
+    pub async fn airing_end(&self, id: AiringId, end: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE airings SET end_ms = $1 WHERE id = $2")
+            .bind(codec::time_ms(end))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
-    /// Airings overlapping [from_ms, to_ms), oldest first (EPG).
-    pub async fn airings(&self, channel: &ChannelId, from_ms: i64, to_ms: i64) -> Result<Vec<Airing>> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM airings WHERE channel_id = ? AND start_ms < ? AND COALESCE(end_ms, start_ms) >= ?
+    /// Airings overlapping [from, to), oldest first (EPG).
+    pub async fn airings(&self, channel: &ChannelId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Airing>> {
+        let rows: Vec<AiringRow> = sqlx::query_as(
+            "SELECT * FROM airings WHERE channel_id = $1 AND start_ms < $2 AND COALESCE(end_ms, start_ms) >= $3
              ORDER BY start_ms",
         )
         .bind(channel)
-        .bind(to_ms)
-        .bind(from_ms)
+        .bind(codec::time_ms(to))
+        .bind(codec::time_ms(from))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(Airing::from).collect())
     }
 
     /// The airing still open on a channel (none if the last one closed).
     pub async fn open_airing(&self, channel: &ChannelId) -> Result<Option<Airing>> {
-        Ok(sqlx::query_as("SELECT * FROM airings WHERE channel_id = ? AND end_ms IS NULL ORDER BY id DESC LIMIT 1")
-            .bind(channel)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as::<_, AiringRow>(
+            "SELECT * FROM airings WHERE channel_id = $1 AND end_ms IS NULL ORDER BY id DESC LIMIT 1",
+        )
+        .bind(channel)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(Airing::from))
     }
 }

@@ -1,6 +1,7 @@
 //! The `settings` table: business-logic keys set at run time, overriding the config defaults.
 
-use super::{now_ms, Result, Store};
+use super::codec::now_ms;
+use super::{Result, Store};
 use std::collections::BTreeMap;
 
 impl Store {
@@ -12,7 +13,7 @@ impl Store {
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO settings (key, value, updated_ms) VALUES (?, ?, ?)
+            "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
         )
         .bind(key)

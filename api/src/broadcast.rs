@@ -1,0 +1,76 @@
+//! A channel's playout as the API shows it, and the emergency request.
+
+use crate::wire_time::{duration_s, option_duration_s};
+use crate::{AiringKind, AssetId, ChannelId, QueueItem};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BroadcastState {
+    /// Making the slate and recovering the playlists.
+    Starting,
+    OnAir,
+    Stopped,
+    /// Playout could not start; `detail` says why.
+    Failed,
+}
+
+impl std::fmt::Display for BroadcastState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BroadcastState::Starting => "starting",
+            BroadcastState::OnAir => "on-air",
+            BroadcastState::Stopped => "stopped",
+            BroadcastState::Failed => "failed",
+        })
+    }
+}
+
+/// What is on air now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OnAir {
+    pub title: String,
+    pub asset_id: Option<AssetId>,
+    pub kind: AiringKind,
+    #[serde(rename = "position_seconds", with = "duration_s")]
+    #[schema(value_type = f64)]
+    pub position: Duration,
+    #[serde(rename = "duration_seconds", with = "duration_s")]
+    #[schema(value_type = f64)]
+    pub duration: Duration,
+}
+
+/// `GET /api/v1/channels/{channel}/streaming`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StreamingStatus {
+    pub channel: ChannelId,
+    pub state: BroadcastState,
+    pub detail: Option<String>,
+    pub on_air: Option<OnAir>,
+    pub next: Vec<QueueItem>,
+    /// Live-edge freshness.
+    #[serde(rename = "seconds_since_last_segment", with = "option_duration_s")]
+    #[schema(value_type = Option<f64>)]
+    pub since_last_segment: Option<Duration>,
+    pub segments_written: u64,
+    pub gaps_detected: u64,
+    pub restarts: u64,
+    pub max_av_offset_ms: f64,
+    pub items_aired: u64,
+}
+
+/// `POST /api/v1/channels/{channel}/emergency`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EmergencyRequest {
+    /// Items to air from the emergency pool (1..=100).
+    pub inject: u32,
+    /// Shown on the slate when the pool is empty; recorded (1..=200 characters).
+    pub reason: String,
+}
+
+/// An answer that is one sentence for the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Message {
+    pub message: String,
+}

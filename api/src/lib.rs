@@ -1,0 +1,34 @@
+//! `vvtv-api`: the contract of VVTV's control API (`/api/v1`), shared by the daemon and `vvtvctl`.
+//!
+//! # Layout
+//! - [`ids`]: one identifier type per kind of record (`AssetId`, `JobId`, …).
+//! - [`status`]: statuses, kinds and origins of records, and the kinds of decision the station records.
+//! - [`assets`], [`jobs`], [`plans`], [`schedule`], [`events`]: the records the station keeps, as the API shows them.
+//! - [`station`], [`broadcast`], [`factory`], [`curator`]: the requests and answers of each part of the API.
+//! - [`wire_time`]: times and durations on the wire (milliseconds and seconds in JSON, typed in code).
+//!
+//! A field renamed here is renamed for both programs at once: the CLI never reads the daemon's JSON by string keys.
+
+pub mod assets;
+pub mod broadcast;
+pub mod curator;
+pub mod events;
+pub mod factory;
+pub mod ids;
+pub mod jobs;
+pub mod plans;
+pub mod schedule;
+pub mod station;
+pub mod status;
+pub mod wire_time;
+
+pub use assets::{Asset, Rendition};
+pub use events::Event;
+pub use ids::{AiringId, AssetId, ChannelId, EventId, JobId, PlanId, ScheduleId};
+pub use jobs::{Job, JobInput};
+pub use plans::Plan;
+pub use schedule::{Airing, QueueItem};
+pub use status::{
+    Actor, AiringKind, AssetKind, AssetStatus, EventKind, JobOrigin, JobStatus, PlanStatus, ScheduleStatus, SourceKind,
+    UnknownName,
+};
