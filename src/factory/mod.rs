@@ -14,6 +14,7 @@ pub mod download;
 mod inbox;
 pub mod job;
 pub mod produce;
+pub mod sniff;
 
 use crate::station::{Context, Shutdown};
 use crate::store::{Job, JobOrigin, JobStatus, NewJob, PlanStatus, Store};
