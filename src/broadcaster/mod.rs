@@ -6,6 +6,7 @@
 
 pub mod engine;
 mod feed;
+pub mod layout;
 pub mod playlist;
 pub mod runner;
 pub mod ts;
