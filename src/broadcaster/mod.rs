@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod error;
 mod feed;
+pub mod layout;
 pub mod playlist;
 pub mod runner;
 pub mod ts;

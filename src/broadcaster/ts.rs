@@ -9,7 +9,7 @@
 //! own time span. A segment starts at a keyframe, with PAT and PMT, and is closed at the first keyframe where
 //! another whole GOP would not fit in the target duration.
 
-use super::playlist::segment_file_name;
+use super::layout::segment_file_name;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -7,6 +7,7 @@
 //! is moved into `assets/`, so a crash at any point leaves nothing half-made there.
 
 use super::download::{self, DownloadError, Limits};
+use super::sniff;
 use crate::config::Config;
 use crate::media::house_format::{self, HouseFormat, MediaError, Source};
 use crate::media::poster;
@@ -127,7 +128,7 @@ impl Workshop {
         }
         let sniff_path = path.clone();
         let checked = tokio::task::spawn_blocking(move || -> Result<String, DownloadError> {
-            download::sniff(&sniff_path)?;
+            sniff::sniff(&sniff_path)?;
             download::sha256_file(&sniff_path)
                 .map_err(|e| DownloadError::Io { what: sniff_path.display().to_string(), source: e })
         })

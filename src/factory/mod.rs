@@ -19,6 +19,7 @@ mod inbox;
 pub mod input;
 pub mod job;
 pub mod produce;
+pub mod sniff;
 
 pub use clips::ClipRequest;
 pub use error::{FactoryError, IngestRefused};

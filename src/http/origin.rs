@@ -8,7 +8,7 @@
 //! change once written (their number is never reused, see `broadcaster::playlist`), so they are `immutable`.
 //! Every answer, errors included, carries `Access-Control-Allow-Origin: *` so web players on any origin can play.
 
-use crate::broadcaster::playlist::{parse_segment_file_name, PLAYLIST_FILE};
+use crate::broadcaster::layout::{parse_segment_file_name, PLAYLIST_FILE};
 use crate::config::is_slug;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Request, State};

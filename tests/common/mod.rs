@@ -162,7 +162,7 @@ pub fn listed_segments(playlist: &str) -> Vec<u64> {
         .filter(|l| l.ends_with(".ts"))
         .map(|l| {
             let name = l.rsplit('/').next().unwrap_or(l);
-            vvtv::broadcaster::playlist::parse_segment_file_name(name).unwrap_or_else(|| panic!("bad segment URI {l}"))
+            vvtv::broadcaster::layout::parse_segment_file_name(name).unwrap_or_else(|| panic!("bad segment URI {l}"))
         })
         .collect()
 }
