@@ -12,6 +12,8 @@
 
 pub mod browser;
 mod feed;
+pub mod license;
+pub mod politeness;
 pub mod score;
 
 use crate::business_logic::BusinessLogic;
@@ -19,7 +21,8 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::factory::FactoryHandle;
 use crate::station::{Context, Shutdown};
 use crate::store::{JobOrigin, NewJob, NewPlan, PlanStatus, Store};
-use browser::{Browser, BrowserOptions, CrawlSpec, Found, Politeness};
+use browser::{Browser, BrowserOptions, CrawlSpec, Found};
+use politeness::Politeness;
 use score::{CandidateInfo, Scorer, Style};
 use serde::Serialize;
 use std::collections::HashMap;

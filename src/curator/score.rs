@@ -19,7 +19,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::browser::normalize_license;
+use super::license::normalize_license;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
