@@ -1,7 +1,7 @@
 //! Loading one page in a tab and reading it: the candidate videos it declares (as [`Found`]) and its links.
 //!
-//! Everything we read is in the markup, so the tab loads the document, its scripts, styles and XHR, and nothing else;
-//! the reading itself runs in an isolated world (`extract.js`), out of reach of the page's own scripts.
+//! Everything we read is in the markup, so the tab refuses images, fonts and media and loads only what the page needs
+//! to render it. The reading itself runs in an isolated world (`extract.js`), out of reach of the page's own scripts.
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,9 +1,9 @@
 //! One live Chromium and its DevTools connection: started, watched for death, and given one tab per page or probe.
 //!
-//! A session never outlives its Chromium, and a Chromium never outlives its session: dropping a [`Session`] stops
-//! the DevTools handler and then kills the process group (see `chromium.rs`). Every tab's work runs under a time
-//! limit and against the session's death notice, so a hung or crashed browser is reported as such (and replaced by
-//! the [`Browser`](super::Browser)) instead of waiting forever.
+//! No Chromium outlives its session: dropping a [`Session`] stops the DevTools handler, then its `ChromiumProcess`
+//! kills the process group (see `chromium.rs`). Every tab's work runs under a time limit and against the session's
+//! death notice, so a hung or crashed browser is reported as such (and replaced by the [`Browser`](super::Browser))
+//! instead of waited for.
 
 use std::sync::Arc;
 use std::time::Duration;
