@@ -2,8 +2,10 @@
 //! `media:content` becomes a candidate; its license comes from a `rel="license"` link, the entry's rights text, or
 //! a Creative Commons / Media RSS license element in the entry's XML.
 
-use super::browser::{normalize_license, Found, Politeness};
+use super::browser::Found;
 use super::error::CuratorError;
+use super::license::normalize_license;
+use super::politeness::Politeness;
 
 /// Media types and file endings taken as video.
 const VIDEO_EXTENSIONS: [&str; 6] = [".mp4", ".m4v", ".mov", ".webm", ".mkv", ".ogv"];

@@ -13,6 +13,8 @@
 pub mod browser;
 pub mod error;
 mod feed;
+pub mod license;
+pub mod politeness;
 pub mod score;
 
 pub use error::CuratorError;
@@ -23,8 +25,9 @@ use crate::config::{Config, SourceConfig, SourceKind};
 use crate::factory::{FactoryHandle, JobEnded};
 use crate::shutdown::Shutdown;
 use crate::store::{JobInput, JobOrigin, JobStatus, NewJob, NewPlan, PlanId, PlanStatus, Store};
-use browser::{Browser, BrowserOptions, CrawlSpec, Found, Politeness};
+use browser::{Browser, BrowserOptions, CrawlSpec, Found};
 use chrono::Utc;
+use politeness::Politeness;
 use score::{CandidateInfo, Scorer, Style};
 use std::collections::HashMap;
 use std::path::Path;
