@@ -82,6 +82,9 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    // Installed before anything starts: a SIGTERM that arrives during start-up stops the station cleanly too.
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
     let running = vvtv::station::start(config).await?;
     tracing::info!("listening on http://{}/", running.local_addr);
     for channel in &running.channels {
@@ -90,8 +93,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     spawn_watchdog();
 
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("SIGTERM handler")?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: stopping"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),

@@ -78,12 +78,12 @@ fn vvtvctl_drives_the_daemon() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["channels"][0]["items"].is_array(), "{v}");
 
-    let out = d.vvtvctl(&["business-logic", "set", "planner.buffer_minutes=45", "planner.exploration_rate=0.25"]);
+    let out = d.vvtvctl(&["business-logic", "set", "planner.buffer_minutes=45", "planner.min_score=0.25"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = d.vvtvctl(&["--json", "business-logic", "show"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["planner.buffer_minutes"], 45);
-    assert_eq!(v["planner.exploration_rate"], 0.25);
+    assert_eq!(v["planner.min_score"], 0.25);
     let text = String::from_utf8_lossy(&d.vvtvctl(&["business-logic", "show"]).stdout).to_string();
     assert!(text.contains("planner.buffer_minutes") && text.contains("45"), "{text}");
 

@@ -1,12 +1,15 @@
-//! The HTTP client of the control API: bearer token, JSON in and out, failures turned into one-line reasons.
+//! The HTTP client of the control API: bearer token, typed JSON in and out (the `vvtv-api` types), failures turned
+//! into one-line reasons.
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 
 pub enum Failure {
     /// The daemon did not answer at all (exit 2).
     Unreachable(String),
-    /// The daemon answered with an error (exit 1).
+    /// The daemon answered with an error, or with something this vvtvctl cannot read (exit 1).
     Refused(String),
 }
 
@@ -14,6 +17,12 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::blocking::Client,
+}
+
+/// An answer: the typed value for tables, and the JSON as the daemon sent it for `--json`.
+pub struct Answer<T> {
+    pub value: T,
+    pub json: Value,
 }
 
 /// The token the daemon writes on first start, when run from the same working directory with default storage.
@@ -32,44 +41,52 @@ impl Client {
         Client { base: base.trim_end_matches('/').to_string(), token, http }
     }
 
-    pub fn get(&self, path: &str) -> Result<Value, Failure> {
-        self.send(self.http.get(self.url(path)))
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>, Failure> {
+        self.send("GET", path, self.http.get(self.url(path)))
     }
 
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.send(self.http.post(self.url(path)).json(body))
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<Answer<T>, Failure> {
+        self.send("POST", path, self.http.post(self.url(path)).json(body))
     }
 
     /// A POST that may take minutes (a discovery run).
-    pub fn post_slow(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.send(self.http.post(self.url(path)).json(body).timeout(Duration::from_secs(30 * 60)))
+    pub fn post_slow<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<Answer<T>, Failure> {
+        self.send("POST", path, self.http.post(self.url(path)).json(body).timeout(Duration::from_secs(30 * 60)))
     }
 
-    pub fn put(&self, path: &str, body: &Value) -> Result<Value, Failure> {
-        self.send(self.http.put(self.url(path)).json(body))
+    pub fn put<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<Answer<T>, Failure> {
+        self.send("PUT", path, self.http.put(self.url(path)).json(body))
     }
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn send(&self, mut req: reqwest::blocking::RequestBuilder) -> Result<Value, Failure> {
+    fn send<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        mut req: reqwest::blocking::RequestBuilder,
+    ) -> Result<Answer<T>, Failure> {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let resp = req
-            .send()
-            .map_err(|e| Failure::Unreachable(format!("cannot reach vvtv at {}: {}", self.base, root_cause(&e))))?;
+        let unreachable = |e: reqwest::Error| Failure::Unreachable(format!("cannot reach vvtv at {}: {}", self.base, root_cause(&e)));
+        let resp = req.send().map_err(unreachable)?;
         let status = resp.status();
-        let body = resp
-            .text()
-            .map_err(|e| Failure::Unreachable(format!("cannot reach vvtv at {}: {}", self.base, root_cause(&e))))?;
-        let value: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.trim().to_string()));
-        if status.is_success() {
-            return Ok(value);
+        let body = resp.text().map_err(unreachable)?;
+        let json: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.trim().to_string()));
+        if !status.is_success() {
+            let message = json["error"].as_str().map(str::to_string).unwrap_or_else(|| json.to_string());
+            return Err(Failure::Refused(format!("{} ({})", message, status.as_u16())));
         }
-        let message = value["error"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
-        Err(Failure::Refused(format!("{} ({})", message, status.as_u16())))
+        let value = serde_json::from_value(json.clone()).map_err(|e| {
+            Failure::Refused(format!(
+                "the daemon's answer to {method} {path} does not match this vvtvctl ({}): {e}",
+                env!("CARGO_PKG_VERSION")
+            ))
+        })?;
+        Ok(Answer { value, json })
     }
 }
 

@@ -6,9 +6,15 @@ mod ingest;
 mod table;
 
 use clap::{Parser, Subcommand};
-use client::{Client, Failure};
-use serde_json::Value;
+use client::{Answer, Client, Failure};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::time::Duration;
+use vvtv_api::broadcast::{EmergencyRequest, Message, StreamingStatus};
+use vvtv_api::curator::{Approved, DiscoverRequest, DiscoveryReport};
+use vvtv_api::factory::{EmergencyFlag, IngestRequest, JobReport};
+use vvtv_api::station::{AssetList, BusinessLogicValues, EventList, JobList, PlanList, QueueReport, StatusReport};
+use vvtv_api::{Asset, AssetId, Job, JobStatus, Plan, PlanId, PlanStatus};
 
 #[derive(Parser)]
 #[command(name = "vvtvctl", version, about = "Drive a running VVTV station")]
@@ -109,7 +115,7 @@ enum AssetsAction {
     },
     /// Put an asset in the emergency pool (on) or take it out (off).
     Emergency {
-        id: i64,
+        id: AssetId,
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
@@ -138,12 +144,12 @@ enum PlansAction {
     List {
         /// pending, approved, rejected, queued, done or failed.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<PlanStatus>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
     /// Send a waiting plan to the factory.
-    Approve { id: i64 },
+    Approve { id: PlanId },
 }
 
 #[derive(Subcommand)]
@@ -151,12 +157,12 @@ enum JobsAction {
     List {
         /// queued, downloading, probing, normalizing, gating, ready, rejected or failed.
         #[arg(long)]
-        status: Option<String>,
+        status: Option<JobStatus>,
         #[arg(long, default_value_t = 0)]
         page: u32,
     },
     Show {
-        id: i64,
+        id: vvtv_api::JobId,
     },
 }
 
@@ -186,284 +192,305 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints an answer: the daemon's JSON with `--json`, else the table `human` makes of its typed value.
+fn show<T>(cli: &Cli, answer: Answer<T>, human: impl FnOnce(&T)) -> Result<(), Failure> {
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&answer.json).unwrap_or_default());
+    } else {
+        human(&answer.value);
+    }
+    Ok(())
+}
+
 fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
-    let answer = match &cli.command {
-        Command::Status => client.get("/api/v1/status")?,
+    match &cli.command {
+        Command::Status => show(cli, client.get("/api/v1/status")?, print_status),
         Command::Queue { action: QueueAction::Show { channel, limit } } => {
             let mut path = format!("/api/v1/queue?limit={limit}");
             if let Some(c) = channel {
                 path.push_str(&format!("&channel={c}"));
             }
-            client.get(&path)?
+            show(cli, client.get(&path)?, print_queue)
         }
-        Command::Events { limit } => client.get(&format!("/api/v1/events?limit={limit}"))?,
+        Command::Events { limit } => show(cli, client.get(&format!("/api/v1/events?limit={limit}"))?, print_events),
         Command::Streaming { action: StreamingAction::Status { channel } } => {
-            client.get(&format!("/api/v1/channels/{channel}/streaming"))?
+            show(cli, client.get(&format!("/api/v1/channels/{channel}/streaming"))?, print_streaming)
         }
-        Command::Streaming { action: StreamingAction::Emergency { inject, reason, channel } } => client.post(
-            &format!("/api/v1/channels/{channel}/emergency"),
-            &serde_json::json!({ "inject": inject, "reason": reason }),
-        )?,
+        Command::Streaming { action: StreamingAction::Emergency { inject, reason, channel } } => {
+            let body = EmergencyRequest { inject: *inject, reason: reason.clone() };
+            let answer: Answer<Message> = client.post(&format!("/api/v1/channels/{channel}/emergency"), &body)?;
+            show(cli, answer, |m| println!("{}", m.message))
+        }
         Command::Assets { action: AssetsAction::List { limit } } => {
-            client.get(&format!("/api/v1/assets?limit={limit}"))?
+            show(cli, client.get(&format!("/api/v1/assets?limit={limit}"))?, |list: &AssetList| print_assets(&list.assets))
         }
         Command::Assets { action: AssetsAction::Emergency { id, state } } => {
-            client.put(&format!("/api/v1/assets/{id}/emergency"), &serde_json::json!({ "emergency": state == "on" }))?
+            let body = EmergencyFlag { emergency: state == "on" };
+            let answer: Answer<Asset> = client.put(&format!("/api/v1/assets/{id}/emergency"), &body)?;
+            show(cli, answer, |a| print_assets(std::slice::from_ref(a)))
         }
         Command::Ingest { input, title, priority, webhook, wait } => {
-            let mut body = serde_json::json!({ "priority": priority, "title": title, "webhook": webhook });
+            let mut body =
+                IngestRequest { title: title.clone(), priority: *priority, webhook: webhook.clone(), ..Default::default() };
             if input.starts_with("http://") || input.starts_with("https://") {
-                body["url"] = Value::String(input.clone());
+                body.url = Some(input.clone());
             } else {
                 let path = std::path::absolute(input).map_err(|e| Failure::Refused(format!("{input}: {e}")))?;
                 if let Err(e) = std::fs::metadata(&path) {
                     return Err(Failure::Refused(format!("{}: {e}", path.display())));
                 }
-                body["path"] = Value::String(path.to_string_lossy().into_owned());
+                body.path = Some(path.to_string_lossy().into_owned());
             }
-            let job = client.post("/api/v1/ingest", &body)?;
+            let answer: Answer<JobReport> = client.post("/api/v1/ingest", &body)?;
             if *wait {
-                return ingest::follow(client, &job, cli.json);
+                return ingest::follow(client, answer.value.job.id, cli.json);
             }
-            job
+            show(cli, answer, |r| {
+                let id = r.job.id;
+                println!("job {id} queued: {} (follow it with: vvtvctl jobs show {id})", r.job.input)
+            })
         }
         Command::Discover { query, max_plans } => {
-            client.post_slow("/api/v1/discover", &serde_json::json!({ "query": query, "max_plans": max_plans }))?
+            let body = DiscoverRequest { query: query.clone(), max_plans: Some(*max_plans) };
+            let answer: Answer<DiscoveryReport> = client.post_slow("/api/v1/discover", &body)?;
+            let failed = !answer.value.errors.is_empty()
+                && answer.value.planned.is_empty()
+                && answer.value.rejected.is_empty();
+            let errors = answer.value.errors.join("; ");
+            show(cli, answer, print_discovery)?;
+            if failed {
+                return Err(Failure::Refused(format!("the discovery found nothing: {errors}")));
+            }
+            Ok(())
         }
         Command::Plans { action: PlansAction::List { status, limit } } => {
             let mut path = format!("/api/v1/plans?limit={limit}");
             if let Some(st) = status {
                 path.push_str(&format!("&status={st}"));
             }
-            client.get(&path)?
+            show(cli, client.get(&path)?, |list: &PlanList| print_plans(&list.plans))
         }
         Command::Plans { action: PlansAction::Approve { id } } => {
-            client.post(&format!("/api/v1/plans/{id}/approve"), &serde_json::json!({}))?
+            let answer: Answer<Approved> = client.post(&format!("/api/v1/plans/{id}/approve"), &serde_json::json!({}))?;
+            show(cli, answer, |a| println!("plan {} approved: job {}", a.plan_id, a.job_id))
         }
         Command::Jobs { action: JobsAction::List { status, page } } => {
             let mut path = format!("/api/v1/jobs?page={page}");
             if let Some(st) = status {
                 path.push_str(&format!("&status={st}"));
             }
-            client.get(&path)?
+            show(cli, client.get(&path)?, |list: &JobList| print_jobs(&list.jobs))
         }
-        Command::Jobs { action: JobsAction::Show { id } } => client.get(&format!("/api/v1/jobs/{id}"))?,
-        Command::BusinessLogic { action: BusinessLogicAction::Show } => client.get("/api/v1/business-logic")?,
+        Command::Jobs { action: JobsAction::Show { id } } => {
+            show(cli, client.get(&format!("/api/v1/jobs/{id}"))?, ingest::print_job)
+        }
+        Command::BusinessLogic { action: BusinessLogicAction::Show } => {
+            show(cli, client.get("/api/v1/business-logic")?, print_rules)
+        }
         Command::BusinessLogic { action: BusinessLogicAction::Set { pairs } } => {
-            let mut body = serde_json::Map::new();
+            let mut body = BTreeMap::new();
             for pair in pairs {
                 let Some((k, v)) = pair.split_once('=') else {
                     return Err(Failure::Refused(format!("{pair:?} is not KEY=VALUE")));
                 };
-                body.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+                body.insert(k.trim().to_string(), serde_json::Value::String(v.trim().to_string()));
             }
-            client.put("/api/v1/business-logic", &Value::Object(body))?
+            show(cli, client.put("/api/v1/business-logic", &body)?, print_rules)
         }
-    };
-    if cli.json {
-        println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
-        return Ok(());
-    }
-    match &cli.command {
-        Command::Status => print_status(&answer),
-        Command::Queue { .. } => print_queue(&answer),
-        Command::Events { .. } => print_events(&answer),
-        Command::BusinessLogic { .. } => print_rules(&answer),
-        Command::Streaming { action: StreamingAction::Status { .. } } => print_streaming(&answer),
-        Command::Assets { action: AssetsAction::List { .. } } => print_assets(&answer["assets"]),
-        Command::Assets { action: AssetsAction::Emergency { .. } } => print_assets(&Value::Array(vec![answer.clone()])),
-        Command::Streaming { action: StreamingAction::Emergency { .. } } => println!("{}", text(&answer["message"])),
-        Command::Ingest { .. } => {
-            println!(
-                "job {} queued: {} (follow it with: vvtvctl jobs show {})",
-                text(&answer["id"]),
-                text(&answer["input"]),
-                text(&answer["id"])
-            )
-        }
-        Command::Jobs { action: JobsAction::List { .. } } => print_jobs(&answer["jobs"]),
-        Command::Discover { .. } => print_discovery(&answer),
-        Command::Plans { action: PlansAction::List { .. } } => print_plans(&answer["plans"]),
-        Command::Plans { action: PlansAction::Approve { .. } } => {
-            println!("plan {} approved: job {}", text(&answer["plan_id"]), text(&answer["job_id"]))
-        }
-        Command::Jobs { action: JobsAction::Show { .. } } => ingest::print_job(&answer),
-    }
-    Ok(())
-}
-
-/// One table row per element of a JSON array (none when it is missing).
-fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
-    list.as_array().into_iter().flatten().map(row).collect()
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
-fn print_status(s: &Value) {
-    println!("VVTV {}  up {}s", text(&s["version"]), text(&s["uptime_seconds"]));
-    let rows: Vec<Vec<String>> = rows(&s["channels"], |c| {
-        let on_air = &c["on_air"];
-        let now = if on_air.is_null() {
-            "-".to_string()
-        } else {
-            format!(
-                "{} ({:.0}/{:.0}s)",
-                text(&on_air["title"]),
-                on_air["position_seconds"].as_f64().unwrap_or(0.0),
-                on_air["duration_seconds"].as_f64().unwrap_or(0.0)
-            )
-        };
-        vec![text(&c["id"]), text(&c["state"]), now, format!("{:.1}", c["queue_minutes"].as_f64().unwrap_or(0.0))]
-    });
+/// A cell for an optional value: "-" when there is none.
+fn cell(v: Option<impl ToString>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.0}s", d.as_secs_f64())
+}
+
+fn print_status(s: &StatusReport) {
+    println!("VVTV {}  up {}s", s.version, s.uptime_seconds);
+    let rows: Vec<Vec<String>> = s
+        .channels
+        .iter()
+        .map(|c| {
+            let now = c.on_air.as_ref().map(|a| {
+                format!("{} ({:.0}/{:.0}s)", a.title, a.position.as_secs_f64(), a.duration.as_secs_f64())
+            });
+            vec![c.id.to_string(), c.state.to_string(), cell(now), format!("{:.1}", c.queue_minutes)]
+        })
+        .collect();
     table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN"], &rows);
-    let f = &s["factory"];
-    let jobs = f["jobs"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
-    println!(
-        "factory: {}{}",
-        text(&f["state"]),
-        jobs.filter(|j| !j.is_empty()).map(|j| format!("  jobs: {j}")).unwrap_or_default()
-    );
-    let c = &s["curator"];
-    println!("curator: {}  sources: {}  llm breaker: {}", text(&c["state"]), text(&c["sources"]), text(&c["breaker"]));
+    if let Some(f) = &s.factory {
+        let jobs: Vec<String> = f.jobs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let state = serde_json::to_value(f.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let jobs = if jobs.is_empty() { String::new() } else { format!("  jobs: {}", jobs.join(" ")) };
+        println!("factory: {state}{jobs}");
+    }
+    if let Some(c) = &s.curator {
+        let state = serde_json::to_value(c.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let source = c.source.as_deref().map(|s| format!(" {s}")).unwrap_or_default();
+        println!("curator: {state}{source}  sources: {}  llm breaker: {}", c.sources, c.breaker);
+    }
 }
 
-fn print_queue(q: &Value) {
-    for c in q["channels"].as_array().into_iter().flatten() {
-        println!("channel {}: {:.1} min queued", text(&c["id"]), c["queue_minutes"].as_f64().unwrap_or(0.0));
-        let rows: Vec<Vec<String>> = rows(&c["items"], |i| {
-            vec![
-                text(&i["id"]),
-                text(&i["status"]),
-                text(&i["asset_id"]),
-                text(&i["title"]),
-                format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
-                text(&i["reason"]),
-            ]
-        });
+fn print_queue(q: &QueueReport) {
+    for c in &q.channels {
+        println!("channel {}: {:.1} min queued", c.id, c.queue_minutes);
+        let rows: Vec<Vec<String>> = c
+            .items
+            .iter()
+            .map(|i| {
+                vec![
+                    i.id.to_string(),
+                    i.status.to_string(),
+                    i.asset_id.to_string(),
+                    i.title.clone(),
+                    seconds(i.duration),
+                    i.reason.clone(),
+                ]
+            })
+            .collect();
         table::print(&["ID", "STATUS", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
     }
 }
 
-fn print_events(e: &Value) {
-    let rows: Vec<Vec<String>> = rows(&e["events"], |ev| {
-        let at = ev["at_ms"].as_i64().unwrap_or(0);
-        vec![format_ms(at), text(&ev["actor"]), text(&ev["channel_id"]), text(&ev["kind"]), text(&ev["message"])]
-    });
+fn print_events(e: &EventList) {
+    let rows: Vec<Vec<String>> = e
+        .events
+        .iter()
+        .map(|ev| {
+            vec![
+                ev.at.format("%H:%M:%S").to_string(),
+                ev.actor.to_string(),
+                cell(ev.channel_id.as_ref()),
+                ev.kind.to_string(),
+                ev.message.clone(),
+            ]
+        })
+        .collect();
     table::print(&["AT (UTC)", "ACTOR", "CHANNEL", "KIND", "MESSAGE"], &rows);
 }
 
-fn print_streaming(s: &Value) {
-    println!("channel {}: {}", text(&s["channel"]), text(&s["state"]));
-    let on_air = &s["on_air"];
-    if on_air.is_null() {
-        println!("on air: -");
-    } else {
-        println!(
+fn print_streaming(s: &StreamingStatus) {
+    let detail = s.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+    println!("channel {}: {}{detail}", s.channel, s.state);
+    match &s.on_air {
+        None => println!("on air: -"),
+        Some(a) => println!(
             "on air: {} [{}] {:.1}/{:.1} s",
-            text(&on_air["title"]),
-            text(&on_air["kind"]),
-            on_air["position_seconds"].as_f64().unwrap_or(0.0),
-            on_air["duration_seconds"].as_f64().unwrap_or(0.0)
-        );
+            a.title,
+            a.kind,
+            a.position.as_secs_f64(),
+            a.duration.as_secs_f64()
+        ),
     }
-    let since = s["seconds_since_last_segment"].as_f64().map(|v| format!("{v:.1} s")).unwrap_or_else(|| "-".into());
+    let since = s.since_last_segment.map(|d| format!("{:.1} s", d.as_secs_f64())).unwrap_or_else(|| "-".into());
     println!(
         "last segment: {since} ago  segments written: {}  gaps detected: {}  restarts: {}  items aired: {}",
-        text(&s["segments_written"]),
-        text(&s["gaps_detected"]),
-        text(&s["restarts"]),
-        text(&s["items_aired"])
+        s.segments_written, s.gaps_detected, s.restarts, s.items_aired
     );
-    let rows: Vec<Vec<String>> = rows(&s["next"], |i| {
-        vec![text(&i["id"]), text(&i["title"]), format!("{:.0}s", i["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0)]
-    });
+    let rows: Vec<Vec<String>> =
+        s.next.iter().map(|i| vec![i.id.to_string(), i.title.clone(), seconds(i.duration)]).collect();
     println!("next:");
     table::print(&["ID", "TITLE", "LENGTH"], &rows);
 }
 
-fn print_assets(list: &Value) {
-    let rows: Vec<Vec<String>> = rows(list, |a| {
-        vec![
-            text(&a["id"]),
-            text(&a["kind"]),
-            text(&a["status"]),
-            if a["emergency"].as_bool().unwrap_or(false) { "yes".into() } else { "".into() },
-            format!("{:.0}s", a["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0),
-            text(&a["title"]),
-        ]
-    });
+fn print_assets(list: &[Asset]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                a.kind.to_string(),
+                a.status.to_string(),
+                if a.emergency { "yes".into() } else { String::new() },
+                seconds(a.duration),
+                a.title.clone(),
+            ]
+        })
+        .collect();
     table::print(&["ID", "KIND", "STATUS", "EMERGENCY", "LENGTH", "TITLE"], &rows);
 }
 
-fn print_jobs(list: &Value) {
-    let rows: Vec<Vec<String>> = rows(list, |j| {
-        vec![
-            text(&j["id"]),
-            text(&j["status"]),
-            format!("{:.0}%", j["progress"].as_f64().unwrap_or(0.0) * 100.0),
-            text(&j["origin"]),
-            text(&j["asset_id"]),
-            text(&j["input"]),
-            text(&j["reason"]),
-        ]
-    });
+fn print_jobs(list: &[Job]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.to_string(),
+                j.status.to_string(),
+                format!("{:.0}%", j.progress * 100.0),
+                j.origin.to_string(),
+                cell(j.asset_id),
+                j.input.to_string(),
+                cell(j.reason.as_ref()),
+            ]
+        })
+        .collect();
     table::print(&["ID", "STATUS", "PROGRESS", "FROM", "ASSET", "INPUT", "REASON"], &rows);
 }
 
-fn print_discovery(r: &Value) {
+fn print_discovery(r: &DiscoveryReport) {
     println!("planned:");
-    let planned = rows(&r["planned"], |p| {
-        vec![
-            text(&p["plan_id"]),
-            format!("{:.2}", p["score"].as_f64().unwrap_or(0.0)),
-            text(&p["scorer"]),
-            text(&p["status"]),
-            text(&p["title"]),
-            text(&p["media_url"]),
-        ]
-    });
+    let planned: Vec<Vec<String>> = r
+        .planned
+        .iter()
+        .map(|p| {
+            vec![
+                p.plan_id.to_string(),
+                format!("{:.2}", p.score),
+                p.scorer.clone(),
+                p.status.to_string(),
+                p.title.clone(),
+                p.media_url.clone(),
+            ]
+        })
+        .collect();
     table::print(&["PLAN", "SCORE", "SCORER", "STATUS", "TITLE", "MEDIA"], &planned);
     println!("rejected:");
-    let rejected = rows(&r["rejected"], |x| vec![text(&x["url"]), text(&x["reason"])]);
+    let rejected: Vec<Vec<String>> = r.rejected.iter().map(|x| vec![x.url.clone(), x.reason.clone()]).collect();
     table::print(&["URL", "REASON"], &rejected);
-    let skipped = rows(&r["skipped"], |x| vec![text(&x["url"]), text(&x["reason"])]);
-    if !skipped.is_empty() {
+    if !r.skipped.is_empty() {
         println!("pages not visited:");
+        let skipped: Vec<Vec<String>> = r.skipped.iter().map(|x| vec![x.url.clone(), x.reason.clone()]).collect();
         table::print(&["URL", "REASON"], &skipped);
     }
-    for e in r["errors"].as_array().into_iter().flatten() {
-        println!("error: {}", text(e));
+    for e in &r.errors {
+        println!("error: {e}");
     }
 }
 
-fn print_plans(list: &Value) {
-    let rows: Vec<Vec<String>> = rows(list, |p| {
-        vec![
-            text(&p["id"]),
-            text(&p["status"]),
-            p["score"].as_f64().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()),
-            text(&p["scorer"]),
-            text(&p["license"]),
-            text(&p["title"]),
-            text(&p["reasons"]),
-        ]
-    });
+fn print_plans(list: &[Plan]) {
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.to_string(),
+                p.status.to_string(),
+                cell(p.score.map(|s| format!("{s:.2}"))),
+                cell(p.scorer.as_ref()),
+                cell(p.license.as_ref()),
+                p.title.clone(),
+                p.reasons.clone(),
+            ]
+        })
+        .collect();
     table::print(&["ID", "STATUS", "SCORE", "SCORER", "LICENSE", "TITLE", "REASONS"], &rows);
 }
 
-fn print_rules(r: &Value) {
-    let rows: Vec<Vec<String>> = r.as_object().into_iter().flatten().map(|(k, v)| vec![k.clone(), text(v)]).collect();
+fn print_rules(r: &BusinessLogicValues) {
+    let rows: Vec<Vec<String>> = r
+        .0
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vec![k.clone(), v]
+        })
+        .collect();
     table::print(&["KEY", "VALUE"], &rows);
-}
-
-/// `HH:MM:SS` of a unix-ms time (UTC); enough to read a recent event log.
-fn format_ms(ms: i64) -> String {
-    let s = ms.div_euclid(1000).rem_euclid(86_400);
-    format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
