@@ -10,11 +10,26 @@ use crate::http::{self, Handles};
 use crate::planner::PlannerHandle;
 use crate::shutdown::ShutdownSwitch;
 use crate::store::{Actor, ChannelId, EventKind, Store};
-use anyhow::Context as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Why the station could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StationError {
+    #[error("cannot create data_dir {}: {source}", path.display())]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Token(#[from] http::auth::TokenError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
 
 /// A started station.
 pub struct Running {
@@ -25,10 +40,10 @@ pub struct Running {
 }
 
 /// Opens the store, starts every actor and the HTTP server. Returns once the server is listening.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(config: Config) -> Result<Running, StationError> {
     let config = Arc::new(config);
     let data_dir = &config.storage.data_dir;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).map_err(|source| StationError::DataDir { path: data_dir.clone(), source })?;
     let token = http::auth::load_or_create_token(&config.storage.token_path())?;
     let store = Store::open(&config.storage.db_path()).await?;
     for c in &config.channels {
@@ -44,9 +59,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let switch = ShutdownSwitch::new();
     let ctx = Context::new(config.clone(), store.clone(), rules_rx, switch.subscriber());
 
-    let listen = config.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    let local_addr = listener.local_addr()?;
+    let addr = config.listen_addr()?;
+    let listen_failed = |source| StationError::Listen { addr, source };
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_failed)?;
+    let local_addr = listener.local_addr().map_err(listen_failed)?;
 
     let planner = PlannerHandle::spawn(&ctx);
     let factory = FactoryHandle::spawn(&ctx, planner.clone());

@@ -1,7 +1,7 @@
 //! The control API's bearer token: made (mode 0600) in `data_dir/control.token` on first start, required on every
 //! `/api/v1` request except where the config lets loopback in without it.
 
-use super::api::ApiError;
+use super::error::ApiError;
 use super::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};

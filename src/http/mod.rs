@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+mod error;
 pub mod origin;
 mod posters;
 

@@ -1,10 +1,14 @@
 //! The planner keeps each channel's schedule filled `buffer_minutes` ahead with ready assets, and says why it chose
 //! each one. It runs on a short tick and when nudged (new asset ready, an item finished, a rule changed).
 
+mod error;
+
+pub use error::PlannerError;
+
 use crate::actor::{self, Context};
 use crate::business_logic::BusinessLogic;
 use crate::shutdown::Shutdown;
-use crate::store::{Actor, ChannelId, EventKind, Store, StoreError};
+use crate::store::{Actor, ChannelId, EventKind, Store};
 use chrono::Utc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -98,7 +102,7 @@ impl Planner {
 
 /// Appends items until the channel has `buffer_minutes` ahead. Picks the asset that has waited longest since it was
 /// last scheduled on this channel, never one of the last `diversity_window` items when another is available.
-async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> Result<usize, StoreError> {
+async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> Result<usize, PlannerError> {
     let target = Duration::from_secs(u64::from(rules.buffer_minutes) * 60);
     let mut queued = store.queued(channel).await?;
     let mut picked = 0;

@@ -5,6 +5,7 @@
 
 mod assets;
 mod codec;
+mod error;
 mod events;
 mod jobs;
 mod plans;
@@ -12,6 +13,7 @@ mod schedule;
 mod settings;
 
 pub use assets::{Candidate, NewAsset, NewRendition};
+pub use error::StoreError;
 pub use jobs::NewJob;
 pub use plans::NewPlan;
 pub use schedule::NewAiring;
@@ -23,36 +25,10 @@ pub use vvtv_api::{
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 use codec::now_ms;
 use std::time::Duration;
-
-/// A store failure, naming the database file or the record.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
-    #[error("database {path}: migration failed: {source}")]
-    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
-    #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
-    #[error("{0} not found")]
-    NotFound(String),
-    /// A row whose stored text this version cannot read.
-    #[error("database: {0}")]
-    Corrupt(String),
-}
-
-impl StoreError {
-    /// True when a foreign key refused the write (a row pointing at a channel, asset or plan that does not exist).
-    pub fn is_foreign_key_violation(&self) -> bool {
-        match self {
-            StoreError::Sql(sqlx::Error::Database(e)) => e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation,
-            _ => false,
-        }
-    }
-}
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
