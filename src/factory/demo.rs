@@ -3,7 +3,8 @@
 
 use super::produce::make_asset;
 use crate::config::Config;
-use crate::media::house_format::{HouseFormat, Source, TestPattern};
+use crate::media::house_format::HouseFormat;
+use crate::media::transcode::{Source, TestPattern};
 use crate::store::{AssetKind, Store};
 use std::time::Duration;
 

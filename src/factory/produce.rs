@@ -1,7 +1,8 @@
 //! Turning a source into a recorded house-format asset: encode every rung, scan the top rung for playout facts,
 //! record the asset and its renditions. The demo clips and the broadcaster's slates are made this way.
 
-use crate::media::house_format::{self, HouseFormat, Source};
+use crate::media::house_format::HouseFormat;
+use crate::media::transcode::{self, Source};
 use crate::store::{Asset, AssetKind, NewAsset, NewRendition, Store};
 use std::path::PathBuf;
 
@@ -17,7 +18,7 @@ pub async fn make_asset(
 ) -> anyhow::Result<Asset> {
     let (hf2, dir2) = (hf.clone(), dir.clone());
     let (encoded, scan) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let encoded = house_format::encode(&hf2, &source, &dir2, &|_| {})?;
+        let encoded = transcode::encode(&hf2, &source, &dir2, &|_| {})?;
         let first = encoded
             .renditions
             .first()
