@@ -15,8 +15,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vvtv::config::Config;
-use vvtv::media::house_format::{self, HouseFormat, Source, CRF, VBV_BUFFER_MS};
+use vvtv::media::house_format::{HouseFormat, CRF, VBV_BUFFER_MS};
 use vvtv::media::loudness;
+use vvtv::media::transcode::{self, Source};
 
 fn main() {
     let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
@@ -72,12 +73,12 @@ fn main() {
     // 2. The house encode (one decode, four rungs), without the gate: the like of what ffmpeg does below.
     let source_pcm = Source::FileWithPcm { path: source.clone(), pcm: norm };
     let (t, cpu) = (Instant::now(), cpu_seconds(libc::RUSAGE_SELF));
-    let encoded = house_format::encode(&hf, &source_pcm, &dir.join("vvtv"), &|_| {}).expect("encode");
+    let encoded = transcode::encode(&hf, &source_pcm, &dir.join("vvtv"), &|_| {}).expect("encode");
     let (encode, encode_cpu) = (t.elapsed(), cpu_seconds(libc::RUSAGE_SELF) - cpu);
 
     // 3. The same encode with the VMAF gate inside it, as a job runs it: the gate's cost is the difference.
     let t = Instant::now();
-    let (_, score) = house_format::encode_scored(&hf, &source_pcm, &dir.join("vvtv-gated"), subsample, &|_| {})
+    let (_, score) = transcode::encode_scored(&hf, &source_pcm, &dir.join("vvtv-gated"), subsample, &|_| {})
         .expect("encode with the VMAF gate");
     let gated = t.elapsed();
     let gate = gated.saturating_sub(encode);

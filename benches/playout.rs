@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vvtv::config::Config;
-use vvtv::media::house_format::{HouseFormat, Source};
+use vvtv::media::house_format::HouseFormat;
+use vvtv::media::transcode::Source;
 use vvtv::store::{AssetKind, Store};
 
 fn main() {
@@ -140,7 +141,7 @@ fn seed_library(dir: &Path, source: &Option<PathBuf>) -> PathBuf {
                 Some(file) => Source::File(file.clone()),
                 None => Source::TestCard {
                     title: "bench card".into(),
-                    pattern: vvtv::media::house_format::TestPattern::Ball,
+                    pattern: vvtv::media::transcode::TestPattern::Ball,
                     tone_hz: Some(440.0),
                     duration: Duration::from_secs(12),
                 },

@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use vvtv::config::Config;
-use vvtv::media::house_format::{HouseFormat, Source, TestPattern};
+use vvtv::media::house_format::HouseFormat;
+use vvtv::media::transcode::{Source, TestPattern};
 use vvtv::store::{AssetKind, Store};
 
 fn config_extra() -> String {

@@ -16,7 +16,8 @@ use vvtv::broadcaster::layout::parse_segment_file_name;
 use vvtv::broadcaster::playlist::{Playlist, PlaylistSettings};
 use vvtv::broadcaster::runner::{Command as RunnerCommand, Feed, Next, Outcome, Runner, Snapshot, Tag};
 use vvtv::config::{HouseFormatConfig, RungConfig};
-use vvtv::media::house_format::{self, HouseFormat, Source, TestPattern};
+use vvtv::media::house_format::HouseFormat;
+use vvtv::media::transcode::{self, Source, TestPattern};
 
 fn small_format() -> HouseFormat {
     let cfg = HouseFormatConfig {
@@ -63,7 +64,7 @@ fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
                 tone_hz: Some(*tone),
                 duration: Duration::from_secs_f64(*secs),
             };
-            let enc = house_format::encode(hf, &src, &out, &|_| {}).expect("encode test clip");
+            let enc = transcode::encode(hf, &src, &out, &|_| {}).expect("encode test clip");
             let files: Vec<PathBuf> = enc.renditions.iter().map(|r| r.path.clone()).collect();
             let scan = vvtv::media::scan::scan(&files[0]).expect("scan");
             Item {

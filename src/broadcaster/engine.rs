@@ -1,10 +1,10 @@
 //! The playout engine of one channel: splices house-format assets into one continuous MPEG-TS timeline with a remux
 //! only — no decoder, no encoder on air.
 //!
-//! Each item is demuxed by its own short-lived pipeline (`filesrc ! qtdemux` and two appsinks per rung) whose
-//! samples are rebased onto the output timeline and handed, in the demuxer's own thread, to the rung's
-//! [`Segmenter`], which writes the HLS segments. The channel's output (one segmenter per rung) lives as long as the
-//! channel. The next item is prerolled while the current one plays. Pacing: every item pipeline runs against one
+//! Each item is demuxed by its own short-lived pipeline ([`ItemDemux`]: `filesrc ! qtdemux` and two appsinks per
+//! rung) whose samples are rebased here onto the output timeline and handed, in the demuxer's own thread, to the
+//! rung's [`Segmenter`], which writes the HLS segments. The channel's output (one segmenter per rung) lives as long
+//! as the channel. The next item is prerolled while the current one plays. Pacing: every item pipeline runs against one
 //! fixed base time, so switching delays never accumulate; with `sync = false` the same code runs hours of content in
 //! seconds (tests).
 //!
@@ -13,8 +13,9 @@
 //! dropping a trailing frame or inserting a silent one.
 
 use super::ts::{Adts, Audio, Avc, Closed, Segmenter, SegmenterSettings, Video};
+use crate::media::demux::{DemuxSettings, ItemDemux, OnSample, Refusal, Stream};
 use crate::media::scan::running_times;
-use gst::prelude::*;
+use crate::media::MediaError;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -28,8 +29,9 @@ const HALF_AAC: i64 = AAC_FRAME_NS / 2;
 pub enum EngineError {
     #[error("{what}: {reason}")]
     Pipeline { what: String, reason: String },
-    #[error("{file}: cannot demux: {reason}")]
-    Demux { file: String, reason: String },
+    /// An item's pipeline failed (see [`ItemDemux`]).
+    #[error(transparent)]
+    Media(#[from] MediaError),
 }
 
 fn pipe_err(what: impl Into<String>, reason: impl std::fmt::Display) -> EngineError {
@@ -198,15 +200,9 @@ impl Route {
 
 /// One item's demux pipeline, prerolled and waiting to be activated.
 pub struct ItemPipeline {
-    pipeline: gst::Pipeline,
+    demux: ItemDemux,
     routes: Vec<Arc<Route>>,
     pub item: Item,
-}
-
-impl Drop for ItemPipeline {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
 }
 
 /// The timeline shared by every item of one output.
@@ -273,104 +269,37 @@ impl Splicer {
         if item.files.len() != output.rungs() {
             return Err(pipe_err(&item.title, format!("{} renditions for {} rungs", item.files.len(), output.rungs())));
         }
-        let pipeline = gst::Pipeline::with_name(&format!(
-            "item-{}",
-            item.title.chars().filter(|c| c.is_alphanumeric()).take(24).collect::<String>()
-        ));
         let mut routes = Vec::new();
-        for (r, file) in item.files.iter().enumerate() {
-            let file_err = |reason: String| EngineError::Demux { file: file.display().to_string(), reason };
-            if !file.is_file() {
-                return Err(file_err("file is missing".into()));
-            }
-            let make = |f: &str| gst::ElementFactory::make(f).build().map_err(|e| file_err(format!("{f}: {e}")));
-            let src = make("filesrc")?;
-            src.set_property("location", file.to_string_lossy().to_string());
-            let demux = make("qtdemux")?;
-            pipeline.add_many([&src, &demux]).map_err(|e| file_err(e.to_string()))?;
-            src.link(&demux).map_err(|e| file_err(e.to_string()))?;
-            let mut branches = Vec::new();
-            for video in [true, false] {
-                // The demuxer's own thread feeds both sinks, no parser, no queue: the segmenter frames MP4 samples
-                // for MPEG-TS itself, and every hand-off between threads costs a context switch per buffer.
-                // Without queues the two sinks cannot both preroll from that one thread, so they do not preroll
-                // (async=false); the gate below holds what arrives early.
-                let sink = gst_app::AppSink::builder()
-                    .sync(sync)
-                    .async_(false)
-                    .enable_last_sample(false)
-                    .max_buffers(0)
-                    .build();
-                pipeline.add(&sink).map_err(|e| file_err(e.to_string()))?;
-                let route = Arc::new(Route {
-                    rung: r,
-                    video,
-                    out: output.rungs[r].clone(),
-                    gate: Mutex::new(Gate { active: false, held: Vec::new() }),
-                    codec: OnceLock::new(),
-                });
-                let splicer = self.clone();
-                let rt = route.clone();
-                let name = file.display().to_string();
-                sink.set_callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |sink| {
-                            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                            if let Err(reason) = rt.codec(&sample) {
-                                gst::element_error!(sink, gst::StreamError::Format, ["{name}: {reason}"]);
-                                return Err(gst::FlowError::NotNegotiated);
-                            }
-                            let mut gate = relock(&rt.gate);
-                            if !gate.active {
-                                gate.held.push(sample);
-                                return Ok(gst::FlowSuccess::Ok);
-                            }
-                            drop(gate);
-                            splicer.push(sample, &rt)
-                        })
-                        .build(),
-                );
-                routes.push(route);
-                branches.push((video, sink));
-            }
-            // qtdemux pads appear at preroll; link the first video and first audio stream, ignore the rest.
-            let branches = Arc::new(Mutex::new(branches));
-            demux.connect_pad_added(move |_, pad| {
-                let name = pad.name();
-                let want_video = name.starts_with("video_");
-                if !want_video && !name.starts_with("audio_") {
-                    return;
-                }
-                let mut b = relock(&branches);
-                if let Some(pos) = b.iter().position(|(v, _)| *v == want_video) {
-                    let (_, sink) = b.remove(pos);
-                    if let Some(sinkpad) = sink.static_pad("sink") {
-                        let _ = pad.link(&sinkpad);
-                    }
-                }
+        let settings = DemuxSettings { title: &item.title, files: &item.files, sync, clock, start_ns: item.start_ns };
+        let demux = ItemDemux::open(&settings, |Stream { rung, video }| -> OnSample {
+            let route = Arc::new(Route {
+                rung,
+                video,
+                out: output.rungs[rung].clone(),
+                gate: Mutex::new(Gate { active: false, held: Vec::new() }),
+                codec: OnceLock::new(),
             });
-        }
-        pipeline.use_clock(Some(clock));
-        // We manage base_time ourselves: absolute, drift-free pacing of every item against one base.
-        pipeline.set_start_time(gst::ClockTime::NONE);
-        pipeline.set_state(gst::State::Paused).map_err(|e| pipe_err(&item.title, e))?;
-        let prepared = ItemPipeline { pipeline, routes, item };
-        if prepared.item.start_ns > 0 {
-            prepared.wait_preroll()?;
-            prepared
-                .pipeline
-                .seek_simple(
-                    gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
-                    clock_time(prepared.item.start_ns),
-                )
-                .map_err(|e| pipe_err(&prepared.item.title, format!("seek to {} ns: {e}", prepared.item.start_ns)))?;
-        }
-        Ok(prepared)
+            routes.push(route.clone());
+            let splicer = self.clone();
+            Box::new(move |sample| {
+                if let Err(reason) = route.codec(&sample) {
+                    return Err(Refusal::Unfit(reason.clone()));
+                }
+                let mut gate = relock(&route.gate);
+                if !gate.active {
+                    gate.held.push(sample);
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                drop(gate);
+                splicer.push(sample, &route).map_err(Refusal::Flow)
+            })
+        })?;
+        Ok(ItemPipeline { demux, routes, item })
     }
 
     /// Places the item at the end of the timeline (or at a cut inside it) and lets its buffers flow.
     pub fn activate(&self, p: &ItemPipeline, base_time: Option<gst::ClockTime>) -> Result<Placement, EngineError> {
-        p.wait_preroll()?;
+        p.demux.wait_preroll()?;
         if let Some(e) = p.error() {
             return Err(e);
         }
@@ -389,7 +318,7 @@ impl Splicer {
             Placement { video_start: start, video_end: t.item_end }
         };
         if let Some(base) = base_time {
-            p.pipeline.set_base_time(base + clock_time(placement.video_start));
+            p.demux.set_base_time(base + clock_time(placement.video_start));
         }
         for route in &p.routes {
             let mut held = {
@@ -406,7 +335,7 @@ impl Splicer {
                 self.push(sample, route).map_err(|e| pipe_err(&p.item.title, format!("push held buffer: {e:?}")))?;
             }
         }
-        p.pipeline.set_state(gst::State::Playing).map_err(|e| pipe_err(&p.item.title, e))?;
+        p.demux.play()?;
         Ok(placement)
     }
 
@@ -525,52 +454,17 @@ impl Splicer {
 }
 
 impl ItemPipeline {
-    fn wait_preroll(&self) -> Result<(), EngineError> {
-        let (res, _, _) = self.pipeline.state(gst::ClockTime::from_seconds(20));
-        if res.is_err() {
-            return Err(self.error().unwrap_or_else(|| pipe_err(&self.item.title, "did not preroll within 20 s")));
-        }
-        Ok(())
-    }
-
     /// The first error the item pipeline posted, naming the element and file.
     pub fn error(&self) -> Option<EngineError> {
-        let bus = self.pipeline.bus()?;
-        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
-        if let gst::MessageView::Error(e) = msg.view() {
-            let element = e.src().map(|s| s.path_string().to_string()).unwrap_or_default();
-            return Some(EngineError::Demux {
-                file: self.item.files.first().map(|f| f.display().to_string()).unwrap_or_default(),
-                reason: format!("{element}: {}", e.error()),
-            });
-        }
-        None
+        self.demux.error().map(EngineError::from)
     }
 
     /// Waits up to `wait` for the item to end; Ok(true) at EOS.
     pub fn poll_end(&self, wait: Duration) -> Result<bool, EngineError> {
-        let Some(bus) = self.pipeline.bus() else { return Ok(true) };
-        match bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(wait.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        ) {
-            None => Ok(false),
-            Some(msg) => match msg.view() {
-                gst::MessageView::Eos(_) => Ok(true),
-                gst::MessageView::Error(e) => Err(EngineError::Demux {
-                    file: self.item.files.first().map(|f| f.display().to_string()).unwrap_or_default(),
-                    reason: format!(
-                        "{}: {}",
-                        e.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
-                        e.error()
-                    ),
-                }),
-                _ => Ok(false),
-            },
-        }
+        Ok(self.demux.poll_end(wait)?)
     }
 
     pub fn stop(&self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        self.demux.stop();
     }
 }

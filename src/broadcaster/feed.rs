@@ -6,7 +6,8 @@ use super::error::BroadcasterError;
 use super::runner::{Feed, Next, Outcome, Tag};
 use crate::config::ChannelConfig;
 use crate::factory::{ClipRequest, FactoryHandle};
-use crate::media::house_format::{HouseFormat, TestPattern};
+use crate::media::house_format::HouseFormat;
+use crate::media::transcode::TestPattern;
 use crate::planner::PlannerHandle;
 use crate::store::{
     Actor, AiringId, AiringKind, Asset, AssetId, AssetStatus, ChannelId, EventKind, NewAiring, ScheduleId,

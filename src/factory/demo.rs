@@ -4,7 +4,8 @@
 use super::error::FactoryError;
 use super::produce::make_asset;
 use crate::config::Config;
-use crate::media::house_format::{HouseFormat, Source, TestPattern};
+use crate::media::house_format::HouseFormat;
+use crate::media::transcode::{Source, TestPattern};
 use crate::store::{Actor, AssetKind, AssetStatus, EventKind, Store};
 use std::time::Duration;
 

@@ -9,10 +9,12 @@
 use super::download::{self, DownloadError, Limits};
 use super::sniff;
 use crate::config::Config;
-use crate::media::house_format::{self, HouseFormat, MediaError, Source};
+use crate::media::house_format::HouseFormat;
+use crate::media::pipeline::{Fault, PipelineError};
 use crate::media::poster;
 use crate::media::probe::{self, Facts, ProbeError};
-use crate::media::{loudness, scan, vmaf};
+use crate::media::transcode::{self, Source};
+use crate::media::{loudness, scan, vmaf, MediaError};
 use crate::store::{AssetId, AssetStatus, Job, JobId, JobInput, JobStatus, NewAsset, NewRendition, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -223,12 +225,12 @@ impl Workshop {
                 };
                 let encoded = match vmaf {
                     None => {
-                        let (encoded, score) = house_format::encode_scored(&hf, &source, &dir, subsample, &progress)
+                        let (encoded, score) = transcode::encode_scored(&hf, &source, &dir, subsample, &progress)
                             .map_err(media_outcome)?;
                         vmaf = Some(score);
                         encoded
                     }
-                    Some(_) => house_format::encode(&hf, &source, &dir, &progress).map_err(media_outcome)?,
+                    Some(_) => transcode::encode(&hf, &source, &dir, &progress).map_err(media_outcome)?,
                 };
                 let decoded = encoded.duration.as_secs_f64();
                 if seconds > 0.0 && decoded < seconds * TRUNCATION_TOLERANCE - TRUNCATION_SLACK_S {
@@ -417,7 +419,7 @@ impl Workshop {
 }
 
 struct Made {
-    encoded: house_format::Encoded,
+    encoded: transcode::Encoded,
     scan: scan::ScanInfo,
     loudness: Option<loudness::Normalized>,
     after: Option<loudness::Loudness>,
@@ -434,22 +436,14 @@ fn download_outcome(e: DownloadError) -> Outcome {
 }
 
 /// An encode error: what the source cannot give (undecodable data, no video) is a rejection; a timeout or a problem
-/// of ours is a failure worth retrying.
+/// of ours is a failure worth retrying. Whose fault an element's failure is, the encode's pipeline knows: it
+/// declared the elements that read the source.
 fn media_outcome(e: MediaError) -> Outcome {
     match e {
-        MediaError::NoVideo { .. } => Outcome::Rejected("no decodable video stream".into()),
-        MediaError::Element { ref element, .. } if is_source_side(element) => {
-            Outcome::Rejected(format!("corrupt or undecodable: {e}"))
-        }
+        MediaError::Pipeline(PipelineError::NoVideo { .. }) => Outcome::Rejected("no decodable video stream".into()),
+        _ if e.fault() == Some(Fault::Input) => Outcome::Rejected(format!("corrupt or undecodable: {e}")),
         other => Outcome::Failed(other.to_string()),
     }
-}
-
-/// Elements that read the source: their errors are the source's fault.
-fn is_source_side(element: &str) -> bool {
-    ["src", "dec", "demux", "parse", "typefind", "qtdemux", "matroskademux", "avdec", "decodebin"]
-        .iter()
-        .any(|part| element.contains(part))
 }
 
 /// Progress of the current stage, set from any thread and written to the job row about once a second.
@@ -511,5 +505,34 @@ impl Reporter {
     async fn finish(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::pipeline::ElementFailure;
+
+    fn element_failure(element: &str, fault: Fault) -> MediaError {
+        let failure = ElementFailure { element: element.into(), reason: "it failed".into(), detail: None, fault };
+        PipelineError::Element { what: "encode /in/clip.mov".into(), failure }.into()
+    }
+
+    #[test]
+    fn the_inputs_failures_are_rejections_and_ours_are_retried() {
+        let rejected = media_outcome(element_failure("qtdemux0", Fault::Input));
+        let expected = "corrupt or undecodable: encode /in/clip.mov: qtdemux0: it failed";
+        assert!(matches!(&rejected, Outcome::Rejected(r) if r == expected), "{rejected:?}");
+        // The name does not decide: our own decoder of our output is ours, whatever it is called.
+        let failed = media_outcome(element_failure("vmafdec", Fault::Ours));
+        assert!(matches!(&failed, Outcome::Failed(r) if r == "encode /in/clip.mov: vmafdec: it failed"), "{failed:?}");
+        let no_video = media_outcome(PipelineError::NoVideo { what: "encode /in/a.ogg".into() }.into());
+        assert!(matches!(&no_video, Outcome::Rejected(r) if r == "no decodable video stream"), "{no_video:?}");
+        let timeout = PipelineError::Timeout {
+            what: "encode x".into(),
+            elapsed: Duration::from_secs(61),
+            reason: "stuck".into(),
+        };
+        assert!(matches!(media_outcome(timeout.into()), Outcome::Failed(_)));
     }
 }

@@ -2,7 +2,8 @@
 //! record the asset and its renditions. The demo clips and the broadcaster's slates are made this way.
 
 use super::error::FactoryError;
-use crate::media::house_format::{self, HouseFormat, Source};
+use crate::media::house_format::HouseFormat;
+use crate::media::transcode::{self, Source};
 use crate::store::{Asset, AssetKind, NewAsset, NewRendition, Store};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,7 +21,7 @@ pub async fn make_asset(
     let (hf2, dir2) = (hf.clone(), dir.clone());
     let what = format!("make {}", dir.display());
     let task = tokio::task::spawn_blocking(move || -> Result<_, FactoryError> {
-        let encoded = house_format::encode(&hf2, &source, &dir2, &|_| {})?;
+        let encoded = transcode::encode(&hf2, &source, &dir2, &|_| {})?;
         let first = encoded.renditions.first().map(|r| r.path.clone()).ok_or_else(|| FactoryError::Failed {
             what: format!("make {}", dir2.display()),
             reason: "no rendition written".into(),

@@ -1,7 +1,8 @@
 //! Posters: a representative frame of an asset as a 1280x720 JPEG and a 320x180 thumbnail, for the player page, the
 //! EPG and the API. Black and flat frames (fades, title cards on black) are skipped.
 
-use crate::media::house_format::{init, MediaError};
+use crate::media::error::MediaError;
+use crate::media::pipeline::{bus_error, init, launch, Inputs, PipelineError};
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,19 +29,15 @@ pub fn make_posters(video: &Path, duration: Duration, dir: &Path) -> Result<(), 
     for (path, (w, h)) in [(poster, POSTER_SIZE), (thumb, THUMB_SIZE)] {
         let caps = gst::Caps::builder("image/jpeg").field("width", w as i32).field("height", h as i32).build();
         let jpeg = gst_video::convert_sample(&sample, &caps, Some(gst::ClockTime::from_seconds(10)))
-            .map_err(|e| MediaError::Pipeline { what: what.clone(), reason: format!("cannot encode JPEG: {e}") })?;
+            .map_err(|e| build_error(&what, format!("cannot encode JPEG: {e}")))?;
         let buffer = jpeg
             .buffer()
-            .ok_or_else(|| MediaError::Pipeline { what: what.clone(), reason: "empty JPEG".into() })?
+            .ok_or_else(|| build_error(&what, "empty JPEG".into()))?
             .map_readable()
-            .map_err(|e| MediaError::Pipeline { what: what.clone(), reason: e.to_string() })?;
+            .map_err(|e| build_error(&what, e.to_string()))?;
         let part = path.with_extension("jpg.part");
-        std::fs::write(&part, buffer.as_slice()).map_err(|source| MediaError::Io {
-            what: what.clone(),
-            path: part.clone(),
-            source,
-        })?;
-        std::fs::rename(&part, &path).map_err(|source| MediaError::Io { what: what.clone(), path, source })?;
+        std::fs::write(&part, buffer.as_slice()).map_err(|source| MediaError::io(&what, &part, source))?;
+        std::fs::rename(&part, &path).map_err(|source| MediaError::io(&what, &path, source))?;
     }
     Ok(())
 }
@@ -49,19 +46,19 @@ pub fn make_posters(video: &Path, duration: Duration, dir: &Path) -> Result<(), 
 pub fn fallback_jpeg() -> Result<Vec<u8>, MediaError> {
     let what = "fallback poster";
     init(what)?;
-    let failed = |reason: String| MediaError::Pipeline { what: what.to_owned(), reason };
-    let pipeline = gst::parse::launch(&format!(
-        "videotestsrc pattern=smpte num-buffers=1 ! video/x-raw,format=RGB,width={},height={} ! appsink name=sink",
-        POSTER_SIZE.0, POSTER_SIZE.1
-    ))
-    .map_err(|e| failed(e.to_string()))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| failed("not a pipeline".into()))?;
+    let failed = |reason: String| build_error(what, reason);
+    let pipeline = launch(
+        what,
+        &format!(
+            "videotestsrc pattern=smpte num-buffers=1 ! video/x-raw,format=RGB,width={},height={} ! appsink name=sink",
+            POSTER_SIZE.0, POSTER_SIZE.1
+        ),
+    )?;
     let sink = pipeline
         .by_name("sink")
         .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| failed("no appsink".into()))?;
-    preroll(&pipeline, what)?;
+    preroll(&pipeline, what, &Inputs::none())?;
     let sample = sink.pull_preroll().map_err(|e| failed(e.to_string()));
     let _ = pipeline.set_state(gst::State::Null);
     let caps = gst::Caps::builder("image/jpeg").build();
@@ -73,30 +70,34 @@ pub fn fallback_jpeg() -> Result<Vec<u8>, MediaError> {
 
 /// Seeks to each candidate position and keeps the first frame worth showing (else the liveliest one seen).
 fn pick_frame(video: &Path, duration: Duration, what: &str) -> Result<gst::Sample, MediaError> {
-    let pipeline_error = |reason: String| MediaError::Pipeline { what: what.to_owned(), reason };
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc name=src ! decodebin ! videoconvert ! videoscale add-borders=true ! \
-         video/x-raw,format=RGB,width={},height={},pixel-aspect-ratio=1/1 ! appsink name=sink sync=false",
-        POSTER_SIZE.0, POSTER_SIZE.1
-    ))
-    .map_err(|e| pipeline_error(e.to_string()))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| pipeline_error("not a pipeline".into()))?;
-    pipeline.by_name("src").ok_or_else(|| pipeline_error("no src".into()))?.set_property("location", video);
+    let pipeline_error = |reason: String| build_error(what, reason);
+    let pipeline = launch(
+        what,
+        &format!(
+            "filesrc name=src ! decodebin name=dec ! videoconvert ! videoscale add-borders=true ! \
+             video/x-raw,format=RGB,width={},height={},pixel-aspect-ratio=1/1 ! appsink name=sink sync=false",
+            POSTER_SIZE.0, POSTER_SIZE.1
+        ),
+    )?;
+    let by_name = |name: &str| pipeline.by_name(name).ok_or_else(|| pipeline_error(format!("no {name}")));
+    let src = by_name("src")?;
+    src.set_property("location", video);
+    // The rendition's reader and decodebin (with what it adds) read the input.
+    let inputs = Inputs::new([src, by_name("dec")?]);
     let sink = pipeline
         .by_name("sink")
         .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
         .ok_or_else(|| pipeline_error("no appsink".into()))?;
 
     let result = (|| {
-        preroll(&pipeline, what)?;
+        preroll(&pipeline, what, &inputs)?;
         let mut best: Option<(f64, gst::Sample)> = None;
         for fraction in CANDIDATES {
             let at = gst::ClockTime::from_nseconds((duration.as_nanos() as f64 * fraction) as u64);
             if pipeline.seek_simple(gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE, at).is_err() {
                 continue;
             }
-            preroll(&pipeline, what)?;
+            preroll(&pipeline, what, &inputs)?;
             let Some(sample) = sink.pull_preroll().ok() else { continue };
             let (mean, spread) = luma_stats(&sample).unwrap_or((0.0, 0.0));
             if (32.0..=224.0).contains(&mean) && spread >= 24.0 {
@@ -113,20 +114,22 @@ fn pick_frame(video: &Path, duration: Duration, what: &str) -> Result<gst::Sampl
 }
 
 /// Pauses the pipeline (or, after a flushing seek, waits for it) until a frame is prerolled.
-fn preroll(pipeline: &gst::Pipeline, what: &str) -> Result<(), MediaError> {
-    let failed = |reason: String| MediaError::Pipeline { what: what.to_owned(), reason };
+fn preroll(pipeline: &gst::Pipeline, what: &str, inputs: &Inputs) -> Result<(), MediaError> {
+    let failed = |reason: String| build_error(what, reason);
     pipeline.set_state(gst::State::Paused).map_err(|e| failed(format!("cannot pause: {e}")))?;
     let bus = pipeline.bus().ok_or_else(|| failed("no bus".into()))?;
     let timeout = gst::ClockTime::from_nseconds(TIMEOUT.as_nanos() as u64);
     match bus.timed_pop_filtered(timeout, &[gst::MessageType::AsyncDone, gst::MessageType::Error]) {
-        Some(msg) => match msg.view() {
-            gst::MessageView::Error(err) => {
-                Err(failed(format!("{}: {}", err.src().map(|s| s.name().to_string()).unwrap_or_default(), err.error())))
-            }
-            _ => Ok(()),
+        Some(msg) => match bus_error(&msg, inputs) {
+            Some(failure) => Err(PipelineError::Element { what: what.to_owned(), failure }.into()),
+            None => Ok(()),
         },
         None => Err(failed(format!("no frame within {} s", TIMEOUT.as_secs()))),
     }
+}
+
+fn build_error(what: &str, reason: String) -> MediaError {
+    PipelineError::Build { what: what.to_owned(), reason }.into()
 }
 
 /// Mean and standard deviation of the luma of an RGB frame, on a sparse grid (enough to tell black or flat).

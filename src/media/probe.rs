@@ -1,6 +1,7 @@
 //! Probing a source with GStreamer's Discoverer before anything is encoded: what it holds (the facts stored on the
 //! asset), and whether the station will take it, with a reason a human understands when it will not.
 
+use super::pipeline;
 use crate::config::FactoryConfig;
 use gst_pbutils::prelude::*;
 use serde::Serialize;
@@ -61,7 +62,7 @@ pub fn discover(path: &Path) -> Result<Facts, ProbeError> {
     if size_bytes == 0 {
         return Err(ProbeError::Rejected("the file is empty (0 bytes)".into()));
     }
-    gst::init().map_err(|e| ProbeError::Failed(format!("cannot initialise GStreamer: {e}")))?;
+    pipeline::init(&format!("probe {}", path.display())).map_err(|e| ProbeError::Failed(e.to_string()))?;
     let absolute = std::path::absolute(path).map_err(|e| ProbeError::Failed(e.to_string()))?;
     let uri = gst::glib::filename_to_uri(&absolute, None)
         .map_err(|e| ProbeError::Failed(format!("cannot make a URI of {}: {e}", absolute.display())))?;

@@ -6,7 +6,8 @@
 //! cut sooner) and where the audio ends. The avcC (SPS/PPS) is returned so ingest can check it is byte-identical to
 //! the house reference: the playout never re-sends codec headers, so a different one would break every decoder.
 
-use super::house_format::{init, run_until_eos, MediaError, NO_VIDEO_MESSAGE};
+use super::error::MediaError;
+use super::pipeline::{init, post_no_video, run_until_eos, Inputs, PipelineError};
 use gst::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -71,8 +72,8 @@ struct Accumulator {
 pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
     let what = format!("scan {}", path.display());
     init(&what)?;
-    std::fs::metadata(path).map_err(|source| MediaError::Io { what: what.clone(), path: path.to_owned(), source })?;
-    let pipeline_error = |reason: String| MediaError::Pipeline { what: what.clone(), reason };
+    std::fs::metadata(path).map_err(|source| MediaError::io(&what, path, source))?;
+    let pipeline_error = |reason: String| PipelineError::Build { what: what.clone(), reason };
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("filesrc")
         .property("location", path)
@@ -104,9 +105,7 @@ pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
     });
     demux.connect_no_more_pads(|demux| {
         if !demux.src_pads().iter().any(|p| p.name().starts_with("video")) {
-            let msg =
-                gst::message::Application::builder(gst::Structure::new_empty(NO_VIDEO_MESSAGE)).src(demux).build();
-            let _ = demux.post_message(msg);
+            post_no_video(demux);
         }
     });
 
@@ -117,7 +116,7 @@ pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
         let budget = SCAN_TIMEOUT_BASE + duration.unwrap_or_default() / 10;
         let stalled = state.last_sample.get_or_insert_with(Instant::now).elapsed() > SCAN_TIMEOUT_BASE;
         if started.elapsed() > budget || stalled {
-            return Err(MediaError::Timeout {
+            return Err(PipelineError::Timeout {
                 what: what.clone(),
                 elapsed: started.elapsed(),
                 reason: format!("{} video frames read", state.info.video_frames),
@@ -125,10 +124,12 @@ pub fn scan(path: &Path) -> Result<ScanInfo, MediaError> {
         }
         Ok(())
     };
-    run_until_eos(&pipeline, &what, &mut tick, &|| {})?;
+    // The scanned file's reader and demuxer read the input; the queues and sinks are ours.
+    let inputs = Inputs::new([src.clone(), demux.clone()]);
+    run_until_eos(&pipeline, &what, &inputs, &mut tick, &|| {})?;
     let state = acc.lock().unwrap_or_else(PoisonError::into_inner);
     if state.info.video_frames == 0 {
-        return Err(MediaError::NoVideo { what });
+        return Err(PipelineError::NoVideo { what }.into());
     }
     let mut info = state.info.clone();
     info.keyframes_ns.sort_unstable();
@@ -253,4 +254,46 @@ fn add_audio(state: &mut Accumulator, sample: &gst::Sample) {
     info.audio_start_ns = first.min(pts);
     state.first_audio = Some(info.audio_start_ns);
     info.audio_end_ns = info.audio_end_ns.max(pts + duration);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::media::house_format::HouseFormat;
+    use crate::media::test_support::{avcc, card, encode_quietly, ffprobe, keyframe_times, small};
+    use crate::media::transcode::TestPattern;
+
+    #[test]
+    fn scan_agrees_with_ffprobe() {
+        let hf = small();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let encoded = encode_quietly(&hf, &card("Scan me", TestPattern::Spokes, Some(330.0), 4.5), dir.path());
+        let frame_ns = hf.frame_pts_ns(1);
+        for r in &encoded.renditions {
+            let info = crate::media::scan::scan(&r.path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(info.video_frames, 135);
+            assert_eq!(info.duration(), encoded.duration);
+            assert_eq!(info.first_dts_ns, -frame_ns, "B-frame delay of exactly one frame");
+            let probed: Vec<i64> = keyframe_times(&r.path).iter().map(|t| (t * 1e9).round() as i64).collect();
+            assert_eq!(info.keyframes_ns.len(), probed.len());
+            for (a, b) in info.keyframes_ns.iter().zip(&probed) {
+                assert!((a - b).abs() < 1_000_000, "scan keyframes {:?} vs ffprobe {probed:?}", info.keyframes_ns);
+            }
+            assert_eq!(info.keyframes_ns, [0, 2_000_000_000, 4_000_000_000]);
+            // Every GOP boundary is a clean cut point, and the last one is the end.
+            for k in &info.keyframes_ns[1..] {
+                assert!(info.cut_points_ns.contains(k), "{k} missing from {:?}", info.cut_points_ns);
+            }
+            assert_eq!(info.cut_points_ns.last(), Some(&info.video_end_ns));
+            let audio_packets = ffprobe(&r.path, &["-select_streams", "a", "-count_packets", "-show_streams"]);
+            assert_eq!(info.audio_frames.to_string(), audio_packets["streams"][0]["nb_read_packets"].as_str().unwrap());
+            assert_eq!(info.audio_start_ns, 0);
+            assert!((info.audio_end_ns - info.video_end_ns).abs() <= HouseFormat::aac_frame_ns());
+            assert_eq!((info.width, info.height, info.fps), (r_size(&hf, &r.rung).0, r_size(&hf, &r.rung).1, (30, 1)));
+            assert_eq!(info.video_codec_data, avcc(&r.path), "scan returns the avcC as stored");
+        }
+    }
+
+    fn r_size(hf: &HouseFormat, rung: &str) -> (u32, u32) {
+        hf.rungs.iter().find(|r| r.name == rung).map(|r| (r.width, r.height)).expect("rung")
+    }
 }

@@ -1,26 +1,27 @@
 //! One silent AAC-LC frame (48 kHz stereo, ADTS) in the house format: the playout inserts it where an item's audio
 //! ends short of its video, keeping A/V within half an AAC frame forever without touching the audio encoder.
 
-use super::MediaError;
+use super::error::MediaError;
+use super::pipeline::{init, launch, PipelineError};
 use gst::prelude::*;
 
+/// How errors name this work.
+const WHAT: &str = "silent AAC frame";
+
 fn pipeline_err(reason: impl std::fmt::Display) -> MediaError {
-    MediaError::Pipeline { what: "silent AAC frame".into(), reason: reason.to_string() }
+    PipelineError::Build { what: WHAT.into(), reason: reason.to_string() }.into()
 }
 
 /// Encodes a little silence and keeps one frame from the middle (past the encoder's priming frames).
 pub fn silent_aac_frame(audio_kbps: u32) -> Result<gst::Buffer, MediaError> {
-    gst::init().map_err(|e| MediaError::Pipeline { what: "silent AAC frame".into(), reason: e.to_string() })?;
+    init(WHAT)?;
     let desc = format!(
         "audiotestsrc wave=silence num-buffers=16 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
          audioconvert ! {enc} bitrate={bps} ! aacparse ! audio/mpeg,stream-format=adts ! appsink name=out sync=false",
         enc = "avenc_aac",
         bps = audio_kbps * 1000
     );
-    let pipeline = gst::parse::launch(&desc)
-        .map_err(pipeline_err)?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| pipeline_err("not a pipeline"))?;
+    let pipeline = launch(WHAT, &desc)?;
     let sink = pipeline
         .by_name("out")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())

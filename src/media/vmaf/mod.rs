@@ -22,51 +22,31 @@
 //! The house-format encoder uses the same scorer during its own run ([`score_stream`]): its top rung's input frames
 //! are the reference and its output is decoded again, so the source is decoded once for encoding and gating.
 //!
-//! libvmaf is reached through the raw `libvmaf-sys` bindings; the unsafe calls are confined to three small owners
-//! ([`Model`], [`Context`], [`Picture`]) that release what libvmaf allocated.
+//! - `reader.rs`: decoding a file into frames; `scorer.rs`: which frames libvmaf gets and the pooling of their
+//!   scores; `ffi.rs`: the owners of libvmaf's objects and every unsafe call.
 
-use super::house_format::{discard, PREPARE_SOURCE};
-use gst::prelude::*;
+mod ffi;
+mod reader;
+mod scorer;
+
+use crate::media::pipeline::{self, ElementFailure, PipelineError};
+use ffi::VmafFailure;
 use gst_video::prelude::*;
-use libvmaf_sys as ffi;
-use std::ffi::CStr;
+use reader::Reader;
+use scorer::{Need, Scorer};
 use std::fmt;
-use std::mem::{ManuallyDrop, MaybeUninit};
 use std::path::{Path, PathBuf};
-use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The VMAF model every score is computed with (libvmaf's built-in copy).
 pub const MODEL_VERSION: &str = "vmaf_v0.6.1";
-const MODEL_VERSION_C: &CStr = c"vmaf_v0.6.1";
-/// Name under which libvmaf stores the model's per-frame scores.
-const MODEL_NAME_C: &CStr = c"vmaf";
 
 /// How long one pull waits before the buses are checked again.
 const PULL_SLICE: Duration = Duration::from_millis(100);
-/// A side that delivers no frame for this long (and neither ends nor fails) is declared stuck.
-const STALL_LIMIT: Duration = Duration::from_secs(60);
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
-/// Decoded frames queued in each appsink: enough to keep both decoders busy while libvmaf works.
-const SINK_BUFFERS: u32 = 4;
 /// Frames one file may have beyond the other without a warning.
 const TAIL_TOLERANCE: u64 = 2;
-/// Name of the bus message posted when a demuxer has exposed all its streams and none was the wanted video.
-const NO_VIDEO_MESSAGE: &str = "vvtv-vmaf-no-video";
-/// Every element the two pipelines use, with the Debian package that ships it, so a missing one is named.
-const REQUIRED_ELEMENTS: [(&str, &str); 10] = [
-    ("decodebin", "gstreamer1.0-plugins-base"),
-    ("videoconvert", "gstreamer1.0-plugins-base"),
-    ("videorate", "gstreamer1.0-plugins-base"),
-    ("videoscale", "gstreamer1.0-plugins-base"),
-    ("appsink", "gstreamer1.0-plugins-base"),
-    ("deinterlace", "gstreamer1.0-plugins-good"),
-    ("videoflip", "gstreamer1.0-plugins-good"),
-    ("qtdemux", "gstreamer1.0-plugins-good"),
-    ("h264parse", "gstreamer1.0-plugins-bad"),
-    ("avdec_h264", "gstreamer1.0-libav"),
-];
 
 /// VMAF of a rendition, pooled over the scored frames.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -109,14 +89,12 @@ impl fmt::Display for Side {
 /// Why a rendition could not be scored; each names the file concerned and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum VmafError {
-    /// The request itself cannot be honoured (an impossible frame, GStreamer unusable).
+    /// The request itself cannot be honoured (an impossible frame, the encode it scores stopped).
     #[error("vmaf: cannot score {}: {reason}", rendition.display())]
     Setup { rendition: PathBuf, reason: String },
-    #[error(
-        "vmaf: cannot score {}: GStreamer element {element} is missing (install {package})",
-        rendition.display()
-    )]
-    MissingElement { rendition: PathBuf, element: String, package: String },
+    /// GStreamer is unusable or an element the readers need is missing; names the rendition.
+    #[error(transparent)]
+    Gstreamer(#[from] PipelineError),
     #[error("vmaf: cannot read the {side} {}: {error}", path.display())]
     Io {
         side: Side,
@@ -127,12 +105,8 @@ pub enum VmafError {
     #[error("vmaf: cannot start decoding the {side} {}: {reason}", path.display())]
     Pipeline { side: Side, path: PathBuf, reason: String },
     /// GStreamer reported an error while decoding: the element that failed and its message.
-    #[error(
-        "vmaf: cannot decode the {side} {}: {element}: {reason}{}",
-        path.display(),
-        detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default()
-    )]
-    Decode { side: Side, path: PathBuf, element: String, reason: String, detail: Option<String> },
+    #[error("vmaf: cannot decode the {side} {}: {failure}", path.display())]
+    Decode { side: Side, path: PathBuf, failure: ElementFailure },
     #[error("vmaf: the {side} {} has no {wanted} video stream", path.display())]
     NoVideo { side: Side, path: PathBuf, wanted: &'static str },
     #[error(
@@ -192,14 +166,7 @@ fn score_frames(
             frame.width, frame.height, frame.fps
         )));
     }
-    gst::init().map_err(|e| setup(format!("cannot initialise GStreamer: {e}")))?;
-    if let Some((element, package)) = REQUIRED_ELEMENTS.iter().find(|(e, _)| gst::ElementFactory::find(e).is_none()) {
-        return Err(VmafError::MissingElement {
-            rendition: rendition.to_owned(),
-            element: (*element).to_owned(),
-            package: (*package).to_owned(),
-        });
-    }
+    pipeline::require_elements(&format!("vmaf: cannot score {}", rendition.display()), &reader::REQUIRED_ELEMENTS)?;
     for (side, path) in [(Side::Source, source), (Side::Rendition, rendition)] {
         std::fs::File::open(path).map_err(|error| VmafError::Io { side, path: path.to_owned(), error })?;
     }
@@ -343,12 +310,12 @@ fn push_pair(
         scorer.skip();
         return Ok(());
     }
-    let reference_frame = map(reference, "the source").map_err(vmaf_error)?;
-    let reference_planes = planes(&reference_frame, "the source").map_err(vmaf_error)?;
+    let reference_frame = reader::map(reference, "the source").map_err(vmaf_error)?;
+    let reference_planes = reader::planes(&reference_frame, "the source").map_err(vmaf_error)?;
     if need == Need::ReferenceLuma {
         return scorer.push(&reference_planes[..1], &[]).map_err(vmaf_error);
     }
-    let distorted_frame = map(distorted, "the rendition").map_err(vmaf_error)?;
+    let distorted_frame = reader::map(distorted, "the rendition").map_err(vmaf_error)?;
     let (width, height) = (distorted_frame.width(), distorted_frame.height());
     if (width, height) != (frame.width, frame.height) {
         return Err(VmafError::FrameSize {
@@ -359,7 +326,7 @@ fn push_pair(
             expected_height: frame.height,
         });
     }
-    let distorted_planes = planes(&distorted_frame, "the rendition").map_err(vmaf_error)?;
+    let distorted_planes = reader::planes(&distorted_frame, "the rendition").map_err(vmaf_error)?;
     scorer.push(&reference_planes, &distorted_planes).map_err(vmaf_error)
 }
 
@@ -391,521 +358,12 @@ fn worker_threads() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
 }
 
-// ----------------------------------------------------------------------------------------------------------------
-// Decoding: one pipeline per file, each ending in an appsink that is pulled from the scoring thread.
-
-/// One file being decoded into I420 frames.
-struct Reader {
-    side: Side,
-    path: PathBuf,
-    pipeline: gst::Pipeline,
-    sink: gst_app::AppSink,
-    bus: gst::Bus,
-    /// Frames pulled so far.
-    frames: u64,
-}
-
-impl Reader {
-    /// The source, prepared exactly as the house-format encoder prepares its input (media/house_format.rs): same
-    /// elements, same order, same output caps, so it yields the same frames the encoder was given.
-    fn reference(path: &Path, frame: &Frame) -> Result<Reader, VmafError> {
-        let Frame { width, height, fps } = *frame;
-        let description = format!(
-            "filesrc name=src ! decodebin name=demux {PREPARE_SOURCE} ! \
-             videorate ! video/x-raw,framerate={fps}/1 ! \
-             videoscale add-borders=true ! videoconvert ! \
-             video/x-raw,format=I420,width={width},height={height},pixel-aspect-ratio=1/1,\
-             interlace-mode=progressive,colorimetry=bt709,chroma-site=mpeg2 ! \
-             appsink name=sink sync=false max-buffers={SINK_BUFFERS} drop=false enable-last-sample=false"
-        );
-        Reader::start(Side::Source, path, &description, "video/x-raw")
-    }
-
-    /// The rendition as it is: an MP4 with H.264, decoded to I420 without any scaling.
-    fn rendition(path: &Path) -> Result<Reader, VmafError> {
-        let description = format!(
-            "filesrc name=src ! qtdemux name=demux \
-             h264parse name=vin ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! \
-             appsink name=sink sync=false max-buffers={SINK_BUFFERS} drop=false enable-last-sample=false"
-        );
-        Reader::start(Side::Rendition, path, &description, "video/x-h264")
-    }
-
-    /// Builds the pipeline (the path is set as a property, so it needs no quoting), links the demuxer's first stream
-    /// of type `wanted_caps` to the element named `vin`, and starts it.
-    fn start(side: Side, path: &Path, description: &str, wanted_caps: &'static str) -> Result<Reader, VmafError> {
-        let failed = |reason: String| VmafError::Pipeline { side, path: path.to_owned(), reason };
-        let pipeline = gst::parse::launch(description)
-            .map_err(|e| failed(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| failed("not a pipeline".into()))?;
-        let by_name = |name: &str| pipeline.by_name(name).ok_or_else(|| failed(format!("no element {name}")));
-        by_name("src")?.set_property("location", path);
-        let input = by_name("vin")?.static_pad("sink").ok_or_else(|| failed("vin has no sink pad".into()))?;
-        link_first_stream(&pipeline, &by_name("demux")?, &input, wanted_caps);
-        let sink =
-            by_name("sink")?.downcast::<gst_app::AppSink>().map_err(|_| failed("the sink is not an appsink".into()))?;
-        let bus = pipeline.bus().ok_or_else(|| failed("the pipeline has no bus".into()))?;
-        let reader = Reader { side, path: path.to_owned(), pipeline, sink, bus, frames: 0 };
-        if reader.pipeline.set_state(gst::State::Playing).is_err() {
-            // The reason is on the bus (a file that cannot be opened fails right here).
-            if let Some(msg) = reader.bus.timed_pop_filtered(gst::ClockTime::SECOND, &[gst::MessageType::Error]) {
-                reader.check_message(&msg)?;
-            }
-            return Err(failed("the pipeline refused to start".into()));
-        }
-        Ok(reader)
-    }
-
-    /// The next frame, or `None` at the end of the file. Fails on a decoding error, or if nothing arrives for
-    /// [`STALL_LIMIT`].
-    fn next(&mut self) -> Result<Option<gst::Sample>, VmafError> {
-        let started = Instant::now();
-        loop {
-            if let Some(sample) = self.sink.try_pull_sample(pull_slice()) {
-                self.frames += 1;
-                return Ok(Some(sample));
-            }
-            // Errors first: a demuxer that fails still sends EOS downstream after posting its error.
-            self.check_bus()?;
-            if self.sink.is_eos() {
-                return Ok(None);
-            }
-            if started.elapsed() > STALL_LIMIT {
-                return Err(VmafError::Timeout {
-                    side: self.side,
-                    path: self.path.clone(),
-                    waited: started.elapsed(),
-                    frames: self.frames,
-                });
-            }
-        }
-    }
-
-    /// Turns an error or "no video" message waiting on the bus into an error; drops every other message.
-    fn check_bus(&self) -> Result<(), VmafError> {
-        while let Some(msg) = self.bus.pop() {
-            self.check_message(&msg)?;
-        }
-        Ok(())
-    }
-
-    fn check_message(&self, msg: &gst::Message) -> Result<(), VmafError> {
-        match msg.view() {
-            gst::MessageView::Error(err) => {
-                // The debug string reads "file.c(123): function (): /Gst/Path:\nactual detail"; only the detail
-                // helps an operator.
-                let detail = err.debug().and_then(|d| d.split_once('\n').map(|(_, tail)| tail.trim().to_owned()));
-                Err(VmafError::Decode {
-                    side: self.side,
-                    path: self.path.clone(),
-                    element: err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into()),
-                    reason: err.error().to_string(),
-                    detail: detail.filter(|d| !d.is_empty()),
-                })
-            }
-            gst::MessageView::Application(app) if app.structure().is_some_and(|s| s.name() == NO_VIDEO_MESSAGE) => {
-                let wanted = match self.side {
-                    Side::Source => "decodable",
-                    Side::Rendition => "H.264",
-                };
-                Err(VmafError::NoVideo { side: self.side, path: self.path.clone(), wanted })
-            }
-            gst::MessageView::Warning(warning) => {
-                tracing::debug!(side = %self.side, path = %self.path.display(), "{}", warning.error());
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// The file's duration, once the demuxer knows it.
-    fn duration(&self) -> Option<Duration> {
-        self.pipeline
-            .query_duration::<gst::ClockTime>()
-            .filter(|d| d.nseconds() > 0)
-            .map(|d| Duration::from_nanos(d.nseconds()))
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        // Stopping also unblocks a streaming thread waiting for room in the appsink.
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
-
-/// Links the demuxer's first stream whose caps are `wanted_caps` to `input`; every other stream goes to a fakesink,
-/// so the demuxer does not stop on "not linked". If no such stream exists, a [`NO_VIDEO_MESSAGE`] is posted.
-fn link_first_stream(pipeline: &gst::Pipeline, demux: &gst::Element, input: &gst::Pad, wanted_caps: &'static str) {
-    let weak = pipeline.downgrade();
-    let video = input.clone();
-    demux.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else { return };
-        let kind = pad
-            .current_caps()
-            .or_else(|| Some(pad.query_caps(None)))
-            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-            .unwrap_or_default();
-        let linked = kind == wanted_caps && !video.is_linked() && pad.link(&video).is_ok();
-        if !linked {
-            discard(&pipeline, pad);
-        }
-    });
-    let video = input.clone();
-    demux.connect_no_more_pads(move |demux| {
-        if !video.is_linked() {
-            let msg =
-                gst::message::Application::builder(gst::Structure::new_empty(NO_VIDEO_MESSAGE)).src(demux).build();
-            let _ = demux.post_message(msg);
-        }
-    });
-}
-
-// ----------------------------------------------------------------------------------------------------------------
-// Frames: GStreamer's I420 planes, with their strides, copied into libvmaf's pictures.
-
-/// One plane of an 8-bit picture: `height` rows of `width` bytes, each starting `stride` bytes after the previous.
-#[derive(Debug, Clone, Copy)]
-struct Plane<'a> {
-    data: &'a [u8],
-    stride: usize,
-    width: usize,
-    height: usize,
-}
-
-/// Maps a sample's buffer as a video frame (honouring the strides and offsets of its video meta).
-fn map<'a>(sample: &'a gst::Sample, what: &str) -> Result<gst_video::VideoFrameRef<&'a gst::BufferRef>, VmafFailure> {
-    let failure = |reason: String| VmafFailure { call: "reading a frame", reason: format!("{what}: {reason}") };
-    let caps = sample.caps().ok_or_else(|| failure("a frame without caps".into()))?;
-    let info = gst_video::VideoInfo::from_caps(caps).map_err(|e| failure(e.to_string()))?;
-    let buffer = sample.buffer().ok_or_else(|| failure("a sample without a buffer".into()))?;
-    gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).map_err(|e| failure(e.to_string()))
-}
-
-/// The three planes of a mapped I420 frame.
-fn planes<'a>(frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>, what: &str) -> Result<[Plane<'a>; 3], VmafFailure> {
-    let failure = |reason: String| VmafFailure { call: "reading a frame", reason: format!("{what}: {reason}") };
-    if frame.format() != gst_video::VideoFormat::I420 {
-        return Err(failure(format!("frame format {:?}, expected I420", frame.format())));
-    }
-    let plane = |i: u32| -> Result<Plane<'a>, VmafFailure> {
-        let stride = frame.plane_stride().get(i as usize).copied().unwrap_or(0);
-        Ok(Plane {
-            data: frame.plane_data(i).map_err(|e| failure(e.to_string()))?,
-            stride: usize::try_from(stride).map_err(|_| failure(format!("plane {i} has stride {stride}")))?,
-            // In I420 component i is plane i.
-            width: frame.comp_width(i) as usize,
-            height: frame.comp_height(i) as usize,
-        })
-    };
-    Ok([plane(0)?, plane(1)?, plane(2)?])
-}
-
-/// Copies `height` rows of `width` bytes from `src` into `dst` (rows `dst_stride` apart).
-fn copy_plane(dst: &mut [u8], dst_stride: usize, width: usize, height: usize, src: &Plane) -> Result<(), String> {
-    if height == 0 || width == 0 {
-        return Ok(());
-    }
-    if src.width < width || src.height < height {
-        return Err(format!("a {}x{} plane where {width}x{height} is needed", src.width, src.height));
-    }
-    if src.stride < width || src.data.len() < (height - 1) * src.stride + width {
-        return Err(format!("plane data of {} bytes is too short for stride {}", src.data.len(), src.stride));
-    }
-    if dst_stride < width || dst.len() < height * dst_stride {
-        return Err(format!("destination of {} bytes is too short for stride {dst_stride}", dst.len()));
-    }
-    for (dst_row, src_row) in dst.chunks_mut(dst_stride).zip(src.data.chunks(src.stride)).take(height) {
-        dst_row[..width].copy_from_slice(&src_row[..width]);
-    }
-    Ok(())
-}
-
-// ----------------------------------------------------------------------------------------------------------------
-// libvmaf: a context scoring pairs of pictures with one model.
-
-/// A libvmaf call that failed, and why.
-#[derive(Debug)]
-struct VmafFailure {
-    call: &'static str,
-    reason: String,
-}
-
-impl VmafFailure {
-    fn about(self, rendition: &Path) -> VmafError {
-        VmafError::Vmaf { path: rendition.to_owned(), call: self.call, reason: self.reason }
-    }
-}
-
-/// libvmaf returns 0 or a negative errno.
-fn check(rc: std::ffi::c_int, call: &'static str) -> Result<(), VmafFailure> {
-    match rc {
-        0 => Ok(()),
-        rc if rc < 0 => Err(VmafFailure { call, reason: std::io::Error::from_raw_os_error(-rc).to_string() }),
-        rc => Err(VmafFailure { call, reason: format!("error code {rc}") }),
-    }
-}
-
-/// A loaded VMAF model, destroyed on drop.
-struct Model(NonNull<ffi::VmafModel>);
-
-impl Model {
-    /// The built-in [`MODEL_VERSION`] (compiled into libvmaf; its absence means libvmaf was built without xxd).
-    fn load() -> Result<Model, VmafFailure> {
-        let mut cfg = ffi::VmafModelConfig {
-            name: MODEL_NAME_C.as_ptr(),
-            flags: ffi::VmafModelFlags::VMAF_MODEL_FLAGS_DEFAULT as u64,
-        };
-        let mut model = ptr::null_mut();
-        // SAFETY: `model` is a valid out-pointer; `cfg` and the version string are valid for the call (libvmaf copies
-        // the name into the model), and the strings are NUL-terminated 'static literals.
-        let rc = unsafe { ffi::vmaf_model_load(&mut model, &mut cfg, MODEL_VERSION_C.as_ptr()) };
-        // The usual cause is a libvmaf built without its models (they are compiled in with xxd).
-        check(rc, "vmaf_model_load").map_err(|e| VmafFailure {
-            reason: format!("built-in model {MODEL_VERSION} not available: {}", e.reason),
-            ..e
-        })?;
-        NonNull::new(model)
-            .map(Model)
-            .ok_or(VmafFailure { call: "vmaf_model_load", reason: "no model returned".into() })
-    }
-}
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from a successful vmaf_model_load and is destroyed exactly once, here.
-        unsafe { ffi::vmaf_model_destroy(self.0.as_ptr()) };
-    }
-}
-
-/// A libvmaf context (feature extractors, worker threads, collected scores), closed on drop.
-struct Context(NonNull<ffi::VmafContext>);
-
-impl Context {
-    fn new(threads: u32, subsample: u32) -> Result<Context, VmafFailure> {
-        let cfg = ffi::VmafConfiguration {
-            log_level: ffi::VmafLogLevel::VMAF_LOG_LEVEL_ERROR,
-            n_threads: threads,
-            n_subsample: subsample,
-            // No CPU feature is masked out: use every SIMD path libvmaf finds.
-            cpumask: 0,
-        };
-        let mut context = ptr::null_mut();
-        // SAFETY: `context` is a valid out-pointer and the configuration is passed by value. On failure libvmaf has
-        // already freed what it allocated, so the pointer is only kept on success.
-        check(unsafe { ffi::vmaf_init(&mut context, cfg) }, "vmaf_init")?;
-        NonNull::new(context)
-            .map(Context)
-            .ok_or(VmafFailure { call: "vmaf_init", reason: "no context returned".into() })
-    }
-}
-
-impl Drop for Context {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from a successful vmaf_init and is closed exactly once, here; vmaf_close waits for
-        // its worker threads, which may still hold pictures handed to it.
-        unsafe { ffi::vmaf_close(self.0.as_ptr()) };
-    }
-}
-
-/// An 8-bit YUV 4:2:0 picture allocated by libvmaf (zero-filled), unref'd on drop unless handed to libvmaf.
-struct Picture {
-    raw: ffi::VmafPicture,
-}
-
-impl Picture {
-    fn new(width: u32, height: u32) -> Result<Picture, VmafFailure> {
-        let mut raw = MaybeUninit::<ffi::VmafPicture>::zeroed();
-        // SAFETY: `raw` points to writable memory for one VmafPicture, which vmaf_picture_alloc fills in.
-        let rc = unsafe {
-            ffi::vmaf_picture_alloc(raw.as_mut_ptr(), ffi::VmafPixelFormat::VMAF_PIX_FMT_YUV420P, 8, width, height)
-        };
-        check(rc, "vmaf_picture_alloc")?;
-        // SAFETY: vmaf_picture_alloc succeeded, so every field is initialised (and all-zero was valid to begin with).
-        Ok(Picture { raw: unsafe { raw.assume_init() } })
-    }
-
-    /// Copies `src` into plane `index` (0 = Y, 1 = U, 2 = V).
-    fn fill(&mut self, index: usize, src: &Plane) -> Result<(), VmafFailure> {
-        let failure = |reason: String| VmafFailure { call: "copying a frame", reason };
-        let width = self.raw.w[index] as usize;
-        let height = self.raw.h[index] as usize;
-        let stride = usize::try_from(self.raw.stride[index]).map_err(|_| failure("negative picture stride".into()))?;
-        let data = self.raw.data[index].cast::<u8>();
-        if data.is_null() {
-            return Err(failure(format!("picture plane {index} is not allocated")));
-        }
-        // SAFETY: vmaf_picture_alloc allocated `stride × height` bytes for this plane (one aligned block holding the
-        // three planes), and this picture is not shared with libvmaf until it is handed over, so nothing else reads or
-        // writes it while the slice lives.
-        let dst = unsafe { std::slice::from_raw_parts_mut(data, stride * height) };
-        copy_plane(dst, stride, width, height, src).map_err(|e| failure(format!("plane {index}: {e}")))
-    }
-}
-
-impl Drop for Picture {
-    fn drop(&mut self) {
-        if !self.raw.ref_.is_null() {
-            // SAFETY: the picture came from vmaf_picture_alloc and was not handed to libvmaf (that path never drops
-            // it), so this is the one reference left to release.
-            unsafe { ffi::vmaf_picture_unref(&mut self.raw) };
-        }
-    }
-}
-
-/// Scores pairs of pictures of one size with [`MODEL_VERSION`].
-struct Scorer {
-    // Declaration order is drop order: the context (and its worker threads) goes before the model it scores with.
-    context: Context,
-    model: Model,
-    width: u32,
-    height: u32,
-    /// Every how many frames one is scored (1 = all).
-    every: u32,
-    /// libvmaf's `n_subsample`: `every`, or 3 when only windows of three frames are handed over.
-    subsample: u32,
-    /// Pairs offered so far (handed over or skipped); the next pair is frame `offered` of the file.
-    offered: u64,
-    /// Pairs handed to libvmaf so far; the next one gets this index.
-    pushed: u32,
-}
-
-/// What libvmaf needs of the next pair of frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
-    /// Both pictures, whole: the frame is scored.
-    Both,
-    /// The reference's luma only: the motion feature of a scored neighbour reads it.
-    ReferenceLuma,
-    /// Nothing: the frame is neither scored nor next to a scored one.
-    Nothing,
-}
-
-impl Scorer {
-    /// Scores every `every`-th frame (frames 0, every, 2·every, …).
-    ///
-    /// The motion feature of a scored frame *k* is the smaller of the reference's change from *k*−1 to *k* and from *k*
-    /// to *k*+1, and libvmaf takes "previous" to mean the picture handed over before. So with `every` ≥ 3 only the
-    /// windows *k*−1, *k*, *k*+1 are handed over (the reference's luma for the outer two), as consecutive indices,
-    /// with libvmaf subsampling by 3 so that exactly the middle of each window is scored: each scored frame gets the
-    /// score it has at full rate, for 3 motion computations per scored frame instead of `every`.
-    fn new(width: u32, height: u32, every: u32, threads: u32) -> Result<Scorer, VmafFailure> {
-        let every = every.max(1);
-        let subsample = if every >= 3 { 3 } else { every };
-        let model = Model::load()?;
-        let context = Context::new(threads, subsample)?;
-        // SAFETY: both pointers are live (owned by `context` and `model`).
-        let rc = unsafe { ffi::vmaf_use_features_from_model(context.0.as_ptr(), model.0.as_ptr()) };
-        check(rc, "vmaf_use_features_from_model")?;
-        Ok(Scorer { context, model, width, height, every, subsample, offered: 0, pushed: 0 })
-    }
-
-    /// What the next pair (frame `offered` of the file) must provide.
-    fn next_need(&self) -> Need {
-        let position = self.offered % u64::from(self.every);
-        if position == 0 {
-            Need::Both
-        } else if self.every < 3 || position == 1 || position == u64::from(self.every) - 1 {
-            Need::ReferenceLuma
-        } else {
-            Need::Nothing
-        }
-    }
-
-    /// Whether the next pair handed over is scored (libvmaf's rule: index divisible by its subsample).
-    fn next_is_scored(&self) -> bool {
-        self.pushed.is_multiple_of(self.subsample)
-    }
-
-    /// Passes over a frame libvmaf does not need.
-    fn skip(&mut self) {
-        self.offered += 1;
-    }
-
-    /// Hands the next pair to libvmaf. The planes given are copied in order (Y, U, V); planes not given stay black,
-    /// which is only allowed for frames that are not scored (motion reads nothing but the reference's luma).
-    fn push(&mut self, reference: &[Plane], distorted: &[Plane]) -> Result<(), VmafFailure> {
-        if self.next_is_scored() && (reference.len() < 3 || distorted.len() < 3) {
-            return Err(VmafFailure { call: "vmaf_read_pictures", reason: "a scored frame needs all planes".into() });
-        }
-        let mut reference_picture = Picture::new(self.width, self.height)?;
-        for (i, plane) in reference.iter().take(3).enumerate() {
-            reference_picture.fill(i, plane)?;
-        }
-        let mut distorted_picture = Picture::new(self.width, self.height)?;
-        for (i, plane) in distorted.iter().take(3).enumerate() {
-            distorted_picture.fill(i, plane)?;
-        }
-        let mut reference_picture = ManuallyDrop::new(reference_picture);
-        let mut distorted_picture = ManuallyDrop::new(distorted_picture);
-        // SAFETY: the context is live and both pictures are valid, exclusively ours. On success libvmaf takes over
-        // both references (it unrefs them when its extractors are done), so they must not be dropped here.
-        let rc = unsafe {
-            ffi::vmaf_read_pictures(
-                self.context.0.as_ptr(),
-                &mut reference_picture.raw,
-                &mut distorted_picture.raw,
-                self.pushed,
-            )
-        };
-        if let Err(e) = check(rc, "vmaf_read_pictures") {
-            // On failure libvmaf has not released our references (it only takes extra ones of its own): drop them.
-            drop(ManuallyDrop::into_inner(reference_picture));
-            drop(ManuallyDrop::into_inner(distorted_picture));
-            return Err(e);
-        }
-        self.pushed += 1;
-        self.offered += 1;
-        Ok(())
-    }
-
-    /// Flushes the extractors and pools the scored frames: (mean, min, p5, count) and the per-frame scores.
-    fn finish(self) -> Result<(VmafScore, Vec<f64>), VmafFailure> {
-        let (context, model) = (self.context.0.as_ptr(), self.model.0.as_ptr());
-        // SAFETY: a live context; a pair of NULL pictures is libvmaf's flush request.
-        check(unsafe { ffi::vmaf_read_pictures(context, ptr::null_mut(), ptr::null_mut(), 0) }, "vmaf_read_pictures")?;
-        let last =
-            self.pushed.checked_sub(1).ok_or(VmafFailure { call: "vmaf_score_pooled", reason: "no frames".into() })?;
-        let mut per_frame = Vec::with_capacity((last / self.subsample + 1) as usize);
-        for index in (0..=last).step_by(self.subsample as usize) {
-            let mut value = 0.0;
-            // SAFETY: live context and model, a valid out-pointer; `index` was handed to libvmaf and is scored.
-            check(unsafe { ffi::vmaf_score_at_index(context, model, &mut value, index) }, "vmaf_score_at_index")?;
-            per_frame.push(value);
-        }
-        let pooled = |method: ffi::VmafPoolingMethod| -> Result<f64, VmafFailure> {
-            let mut value = 0.0;
-            // SAFETY: live context and model, a valid out-pointer; with n_subsample libvmaf pools exactly the indices
-            // scored above.
-            check(unsafe { ffi::vmaf_score_pooled(context, model, method, &mut value, 0, last) }, "vmaf_score_pooled")?;
-            Ok(value)
-        };
-        let score = VmafScore {
-            mean: pooled(ffi::VmafPoolingMethod::VMAF_POOL_METHOD_MEAN)?,
-            min: pooled(ffi::VmafPoolingMethod::VMAF_POOL_METHOD_MIN)?,
-            p5: percentile(&per_frame, 5.0),
-            frames: u32::try_from(per_frame.len()).unwrap_or(u32::MAX),
-        };
-        Ok((score, per_frame))
-    }
-}
-
-/// The `p`-th percentile (0..=100) of `values`, interpolating linearly between the closest ranks; NaN if empty.
-fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = (p / 100.0).clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
-    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::ffi::Plane;
     use super::*;
+    use crate::media::pipeline::Fault;
+    use crate::media::test_support::make_media;
     use std::cell::RefCell;
     use std::process::Command;
 
@@ -924,30 +382,10 @@ mod tests {
     /// The house format's scaling: keep the aspect ratio, box into the frame.
     const HOUSE_SCALE: &str = "videoscale add-borders=true";
 
-    /// Runs a gst-launch description to EOS; `{out}` is replaced by `out`.
-    fn make(description: &str, out: &Path) {
-        gst::init().expect("gst init");
-        let description = description.replace("{out}", &out.display().to_string());
-        let pipeline = gst::parse::launch(&description)
-            .unwrap_or_else(|e| panic!("{description}: {e}"))
-            .downcast::<gst::Pipeline>()
-            .expect("a pipeline");
-        pipeline.set_state(gst::State::Playing).expect("test pipeline starts");
-        let bus = pipeline.bus().expect("bus");
-        let msg = bus
-            .timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]);
-        pipeline.set_state(gst::State::Null).expect("test pipeline stops");
-        match msg.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {}
-            Some(gst::MessageView::Error(e)) => panic!("{description}: {} ({:?})", e.error(), e.debug()),
-            _ => panic!("{description}: timed out"),
-        }
-    }
-
     /// A source: `frames` frames of [`MOVING`] at `w`x`h`, BT.709, H.264 (`x264` settings) in MP4.
     fn source(dir: &Path, name: &str, (w, h): (u32, u32), fps: u32, frames: u32, x264: &str) -> PathBuf {
         let path = dir.join(name);
-        make(
+        make_media(
             &format!(
                 "videotestsrc pattern={MOVING} num-buffers={frames} ! \
                  video/x-raw,format=I420,width={w},height={h},framerate={fps}/1,colorimetry=bt709 ! \
@@ -963,7 +401,7 @@ mod tests {
     fn rendition(source: &Path, name: &str, frame: Frame, scale: &str, x264: &str) -> PathBuf {
         let path = source.with_file_name(name);
         let Frame { width, height, fps } = frame;
-        make(
+        make_media(
             &format!(
                 "filesrc location={src} ! decodebin ! videoconvert ! deinterlace ! videoflip video-direction=auto ! \
                  videorate ! video/x-raw,framerate={fps}/1 ! {scale} ! videoconvert ! \
@@ -1094,15 +532,6 @@ mod tests {
     }
 
     #[test]
-    fn percentile_interpolates_between_ranks() {
-        let values: Vec<f64> = (0..=100).rev().map(f64::from).collect();
-        assert_eq!(percentile(&values, 5.0), 5.0);
-        assert_eq!(percentile(&[10.0, 20.0], 5.0), 10.5);
-        assert_eq!(percentile(&[42.0], 5.0), 42.0);
-        assert!(percentile(&[], 5.0).is_nan());
-    }
-
-    #[test]
     fn unreadable_or_unfit_files_are_named_in_the_error() {
         let dir = tempfile::tempdir().expect("tempdir");
         let src = source(dir.path(), "src.mp4", (640, 360), 30, 30, X264_LOSSLESS);
@@ -1112,10 +541,18 @@ mod tests {
         std::fs::write(&garbage, b"not a movie, just a few bytes of text pretending to be one").expect("write");
         let err = score(&src, &garbage, &SMALL, 1, &|_| {}).expect_err("garbage rendition");
         assert!(matches!(err, VmafError::Decode { side: Side::Rendition, .. }), "{err:?}");
+        assert!(
+            matches!(err, VmafError::Decode { failure: ElementFailure { fault: Fault::Input, .. }, .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains(&format!("rendition {}", garbage.display())), "{err}");
 
         let err = score(&garbage, &good, &SMALL, 1, &|_| {}).expect_err("garbage source");
         assert!(matches!(err, VmafError::Decode { side: Side::Source, .. }), "{err:?}");
+        assert!(
+            matches!(err, VmafError::Decode { failure: ElementFailure { fault: Fault::Input, .. }, .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains(&format!("source {}", garbage.display())), "{err}");
 
         let missing = dir.path().join("missing.mp4");
@@ -1125,7 +562,7 @@ mod tests {
 
         // An MP4 with video that is not H.264 is not a rendition.
         let mpeg4 = dir.path().join("mpeg4.mp4");
-        make(
+        make_media(
             "videotestsrc num-buffers=10 ! video/x-raw,width=640,height=360,framerate=30/1 ! avenc_mpeg4 ! \
              mp4mux ! filesink location={out}",
             &mpeg4,
@@ -1135,7 +572,7 @@ mod tests {
         assert!(err.to_string().contains("mpeg4.mp4") && err.to_string().contains("H.264"), "{err}");
 
         let audio_only = dir.path().join("audio.ogg");
-        make("audiotestsrc num-buffers=20 ! vorbisenc ! oggmux ! filesink location={out}", &audio_only);
+        make_media("audiotestsrc num-buffers=20 ! vorbisenc ! oggmux ! filesink location={out}", &audio_only);
         let err = score(&audio_only, &good, &SMALL, 1, &|_| {}).expect_err("source without video");
         assert!(matches!(err, VmafError::NoVideo { side: Side::Source, .. }), "{err:?}");
         assert!(err.to_string().contains("audio.ogg"), "{err}");
@@ -1228,32 +665,5 @@ mod tests {
             assert!((a - b).abs() < 1e-6, "frame {i}: {a} here, {b} from ffmpeg's frames");
         }
         assert!((theirs.mean - ours.mean).abs() < 1e-6, "{ours:?} vs {theirs:?}");
-    }
-
-    /// Wall time of [`score`] on a 60 s 1080p30 source and its 1080p rendition (house settings at 4500 kbit/s), at
-    /// subsample 1, 5 and 10. Not part of the suite (it takes minutes): `cargo test vmaf::tests::benchmark --
-    /// --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn benchmark_60s_1080p() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let full_hd = Frame { width: 1920, height: 1080, fps: 30 };
-        let started = Instant::now();
-        // A detailed but not extravagant source (about 2 Mbit/s), decoded at a realistic cost.
-        let src = source(dir.path(), "src.mp4", (1920, 1080), 30, 1800, "speed-preset=veryfast pass=qual quantizer=18");
-        let enc = rendition(
-            &src,
-            "1080p.mp4",
-            full_hd,
-            HOUSE_SCALE,
-            "speed-preset=veryfast pass=qual quantizer=21 bitrate=4500 vbv-buf-capacity=2000 key-int-max=60 bframes=2 \
-             b-adapt=false",
-        );
-        eprintln!("media generated in {:.1} s", started.elapsed().as_secs_f64());
-        for subsample in [1, 5, 10] {
-            let started = Instant::now();
-            let result = score(&src, &enc, &full_hd, subsample, &|_| {}).expect("score");
-            eprintln!("subsample {subsample:>2}: {:6.1} s  {result:?}", started.elapsed().as_secs_f64());
-        }
     }
 }
