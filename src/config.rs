@@ -363,12 +363,7 @@ pub struct PlannerConfig {
 
 impl Default for PlannerConfig {
     fn default() -> Self {
-        PlannerConfig {
-            buffer_minutes: 30,
-            diversity_window: 3,
-            min_score: 0.6,
-            auto_approve: true,
-        }
+        PlannerConfig { buffer_minutes: 30, diversity_window: 3, min_score: 0.6, auto_approve: true }
     }
 }
 

@@ -197,7 +197,8 @@ fn odd_inputs_end_ready_or_rejected_with_a_reason_while_the_channel_plays() {
     let tmp = tempfile::tempdir().unwrap();
     let media = tmp.path().join("media");
     std::fs::create_dir_all(&media).unwrap();
-    let config = write_config(tmp.path(), &factory_config(&format!("ingest_roots = [{:?}]", media.display().to_string())));
+    let config =
+        write_config(tmp.path(), &factory_config(&format!("ingest_roots = [{:?}]", media.display().to_string())));
     let d = Daemon::start(tmp.path(), &config);
 
     // A path outside the ingest roots is refused before it is opened, with the reason, and makes no job.

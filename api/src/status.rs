@@ -278,7 +278,10 @@ mod tests {
     #[test]
     fn an_unknown_name_lists_the_known_ones() {
         let e = "waiting".parse::<PlanStatus>().unwrap_err();
-        assert_eq!(e.to_string(), "\"waiting\" is not a plan status; one of: pending, approved, rejected, queued, done, failed");
+        assert_eq!(
+            e.to_string(),
+            "\"waiting\" is not a plan status; one of: pending, approved, rejected, queued, done, failed"
+        );
     }
 
     #[test]

@@ -58,7 +58,13 @@ impl StoreFeed {
                         open.title, open.kind
                     );
                     store
-                        .event(Actor::Broadcaster, Some(&channel), EventKind::NotResumed, &message, serde_json::json!({}))
+                        .event(
+                            Actor::Broadcaster,
+                            Some(&channel),
+                            EventKind::NotResumed,
+                            &message,
+                            serde_json::json!({}),
+                        )
                         .await;
                 }
                 Some(sid) => {
@@ -154,7 +160,13 @@ impl Feed for StoreFeed {
                 if let Outcome::Failed { reason } = outcome {
                     let message = format!("could not air {tag:?}: {reason}");
                     self.store
-                        .event(Actor::Broadcaster, Some(&self.channel), EventKind::ItemFailed, &message, serde_json::json!({}))
+                        .event(
+                            Actor::Broadcaster,
+                            Some(&self.channel),
+                            EventKind::ItemFailed,
+                            &message,
+                            serde_json::json!({}),
+                        )
                         .await;
                 }
                 return;

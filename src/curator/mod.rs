@@ -249,14 +249,17 @@ impl Curator {
         let job = self.queue_plan(id).await?;
         let message = format!("plan {id} ({}) approved: job {job}", plan.title);
         let data = serde_json::json!({ "plan_id": id, "job_id": job });
-        self.store.event(crate::store::Actor::Curator, None, crate::store::EventKind::PlanApproved, &message, data).await;
+        self.store
+            .event(crate::store::Actor::Curator, None, crate::store::EventKind::PlanApproved, &message, data)
+            .await;
         Ok(Approved { plan_id: id, job_id: job })
     }
 
     /// Sends a plan to the factory: a job with the plan's URL and title; the plan becomes `queued`.
     async fn queue_plan(&self, plan_id: PlanId) -> Result<crate::store::JobId, CuratorError> {
         let plan = self.store.plan(plan_id).await?;
-        let input = JobInput::parse(&plan.media_url).map_err(|reason| CuratorError::Feed { url: plan.media_url.clone(), reason })?;
+        let input = JobInput::parse(&plan.media_url)
+            .map_err(|reason| CuratorError::Feed { url: plan.media_url.clone(), reason })?;
         let job = NewJob {
             plan_id: Some(plan.id),
             input,
@@ -440,7 +443,12 @@ impl Curator {
     }
 
     /// A folder source: local files are the operator's own, so no license check; the factory's prober gives the facts.
-    async fn collect_folder(&self, src: &SourceConfig, max_plans: u32, report: &mut Report) -> Result<(), CuratorError> {
+    async fn collect_folder(
+        &self,
+        src: &SourceConfig,
+        max_plans: u32,
+        report: &mut Report,
+    ) -> Result<(), CuratorError> {
         let dir = src.path.clone().unwrap_or_default();
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|source| CuratorError::Folder { dir: dir.clone(), source })?

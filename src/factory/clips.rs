@@ -34,7 +34,12 @@ pub fn format_key(hf: &HouseFormat) -> String {
 }
 
 /// The cached clip of this title and format whose files are all there, else a newly made one.
-pub async fn clip(store: &Store, config: &Config, hf: &HouseFormat, request: ClipRequest) -> Result<Asset, FactoryError> {
+pub async fn clip(
+    store: &Store,
+    config: &Config,
+    hf: &HouseFormat,
+    request: ClipRequest,
+) -> Result<Asset, FactoryError> {
     let key = format_key(hf);
     for a in store.assets(Some(AssetKind::Slate), Some(AssetStatus::Ready), 1000).await? {
         if a.title == request.title && a.source_facts["format"] == key.as_str() && complete(store, hf, &a).await {

@@ -36,7 +36,8 @@ pub fn admit(input: &JobInput, roots: &[PathBuf]) -> Result<(), IngestRefused> {
     if path.components().any(|c| matches!(c, Component::ParentDir)) || !is_under(path, roots) {
         return Err(outside());
     }
-    let real = std::fs::canonicalize(path).map_err(|source| IngestRefused::Unreadable { path: path.clone(), source })?;
+    let real =
+        std::fs::canonicalize(path).map_err(|source| IngestRefused::Unreadable { path: path.clone(), source })?;
     let real_roots: Vec<PathBuf> = roots.iter().filter_map(|r| std::fs::canonicalize(r).ok()).collect();
     if !is_under(&real, &real_roots) {
         return Err(outside());

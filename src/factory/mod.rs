@@ -285,7 +285,13 @@ impl Factory {
             Ok(ids) if !ids.is_empty() => {
                 let message = format!("requeued {} unfinished job(s) from before the restart: {ids:?}", ids.len());
                 store
-                    .event(Actor::Factory, None, EventKind::JobsRequeued, &message, serde_json::json!({ "job_ids": ids }))
+                    .event(
+                        Actor::Factory,
+                        None,
+                        EventKind::JobsRequeued,
+                        &message,
+                        serde_json::json!({ "job_ids": ids }),
+                    )
                     .await;
             }
             Ok(_) => {}
@@ -349,7 +355,9 @@ impl Factory {
                     job.attempts + 1,
                     wait.as_secs()
                 );
-                store.event(Actor::Factory, None, EventKind::JobRetry, &message, serde_json::json!({ "job_id": job.id })).await;
+                store
+                    .event(Actor::Factory, None, EventKind::JobRetry, &message, serde_json::json!({ "job_id": job.id }))
+                    .await;
                 return;
             }
             Outcome::Failed(error) => (JobStatus::Failed, Some(error.clone()), None),
@@ -363,7 +371,9 @@ impl Factory {
             (None, None) => format!("job {}: {} {status}", job.id, job.input),
         };
         if let Some(kind) = EventKind::job_ended(status) {
-            store.event(Actor::Factory, None, kind, &message, serde_json::json!({ "job_id": job.id, "asset_id": asset })).await;
+            store
+                .event(Actor::Factory, None, kind, &message, serde_json::json!({ "job_id": job.id, "asset_id": asset }))
+                .await;
         }
         let _ = self.ended.send(JobEnded { job: job.id, plan: job.plan_id, status, asset });
         if status == JobStatus::Ready {
@@ -392,7 +402,13 @@ impl Factory {
                     let message =
                         format!("evicted asset {id} ({title}) to keep the library within {} GB", f.assets_quota_gb);
                     store
-                        .event(Actor::Factory, None, EventKind::AssetEvicted, &message, serde_json::json!({ "asset_id": id }))
+                        .event(
+                            Actor::Factory,
+                            None,
+                            EventKind::AssetEvicted,
+                            &message,
+                            serde_json::json!({ "asset_id": id }),
+                        )
                         .await;
                 }
                 if used > quota {
@@ -428,11 +444,17 @@ impl Factory {
 
     async fn status(&self) -> FactoryStatus {
         let counts = self.store().job_counts().await.unwrap_or_default();
-        let jobs = counts.into_iter().map(|(s, n)| (s, n)).collect();
+        let jobs = counts.into_iter().collect();
         let mut running = Vec::new();
         for id in self.running.keys() {
             if let Ok(j) = self.store().job(*id).await {
-                running.push(RunningJob { id: j.id, input: j.input, status: j.status, progress: j.progress, speed: j.speed });
+                running.push(RunningJob {
+                    id: j.id,
+                    input: j.input,
+                    status: j.status,
+                    progress: j.progress,
+                    speed: j.speed,
+                });
             }
         }
         let state = match (&self.paused, self.running.is_empty()) {
@@ -468,7 +490,9 @@ async fn notify_webhook(store: &Store, job_id: JobId, url: &str) {
     };
     if let Some(p) = problem {
         let message = format!("job {job_id}: webhook {url} failed: {p}");
-        store.event(Actor::Factory, None, EventKind::WebhookFailed, &message, serde_json::json!({ "job_id": job_id })).await;
+        store
+            .event(Actor::Factory, None, EventKind::WebhookFailed, &message, serde_json::json!({ "job_id": job_id }))
+            .await;
     }
 }
 

@@ -40,7 +40,12 @@ impl Store {
         message: &str,
         data: serde_json::Value,
     ) {
-        tracing::info!(actor = actor.as_str(), channel = channel.map(ChannelId::as_str), kind = kind.as_str(), "{message}");
+        tracing::info!(
+            actor = actor.as_str(),
+            channel = channel.map(ChannelId::as_str),
+            kind = kind.as_str(),
+            "{message}"
+        );
         let result = sqlx::query(
             "INSERT INTO events (at_ms, actor, channel_id, kind, message, data) VALUES ($1, $2, $3, $4, $5, $6)",
         )

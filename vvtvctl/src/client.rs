@@ -71,7 +71,8 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
-        let unreachable = |e: reqwest::Error| Failure::Unreachable(format!("cannot reach vvtv at {}: {}", self.base, root_cause(&e)));
+        let unreachable =
+            |e: reqwest::Error| Failure::Unreachable(format!("cannot reach vvtv at {}: {}", self.base, root_cause(&e)));
         let resp = req.send().map_err(unreachable)?;
         let status = resp.status();
         let body = resp.text().map_err(unreachable)?;

@@ -222,7 +222,9 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             show(cli, answer, |m| println!("{}", m.message))
         }
         Command::Assets { action: AssetsAction::List { limit } } => {
-            show(cli, client.get(&format!("/api/v1/assets?limit={limit}"))?, |list: &AssetList| print_assets(&list.assets))
+            show(cli, client.get(&format!("/api/v1/assets?limit={limit}"))?, |list: &AssetList| {
+                print_assets(&list.assets)
+            })
         }
         Command::Assets { action: AssetsAction::Emergency { id, state } } => {
             let body = EmergencyFlag { emergency: state == "on" };
@@ -230,8 +232,12 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             show(cli, answer, |a| print_assets(std::slice::from_ref(a)))
         }
         Command::Ingest { input, title, priority, webhook, wait } => {
-            let mut body =
-                IngestRequest { title: title.clone(), priority: *priority, webhook: webhook.clone(), ..Default::default() };
+            let mut body = IngestRequest {
+                title: title.clone(),
+                priority: *priority,
+                webhook: webhook.clone(),
+                ..Default::default()
+            };
             if input.starts_with("http://") || input.starts_with("https://") {
                 body.url = Some(input.clone());
             } else {
@@ -253,9 +259,8 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Discover { query, max_plans } => {
             let body = DiscoverRequest { query: query.clone(), max_plans: Some(*max_plans) };
             let answer: Answer<DiscoveryReport> = client.post_slow("/api/v1/discover", &body)?;
-            let failed = !answer.value.errors.is_empty()
-                && answer.value.planned.is_empty()
-                && answer.value.rejected.is_empty();
+            let failed =
+                !answer.value.errors.is_empty() && answer.value.planned.is_empty() && answer.value.rejected.is_empty();
             let errors = answer.value.errors.join("; ");
             show(cli, answer, print_discovery)?;
             if failed {
@@ -271,7 +276,8 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             show(cli, client.get(&path)?, |list: &PlanList| print_plans(&list.plans))
         }
         Command::Plans { action: PlansAction::Approve { id } } => {
-            let answer: Answer<Approved> = client.post(&format!("/api/v1/plans/{id}/approve"), &serde_json::json!({}))?;
+            let answer: Answer<Approved> =
+                client.post(&format!("/api/v1/plans/{id}/approve"), &serde_json::json!({}))?;
             show(cli, answer, |a| println!("plan {} approved: job {}", a.plan_id, a.job_id))
         }
         Command::Jobs { action: JobsAction::List { status, page } } => {
@@ -315,9 +321,10 @@ fn print_status(s: &StatusReport) {
         .channels
         .iter()
         .map(|c| {
-            let now = c.on_air.as_ref().map(|a| {
-                format!("{} ({:.0}/{:.0}s)", a.title, a.position.as_secs_f64(), a.duration.as_secs_f64())
-            });
+            let now = c
+                .on_air
+                .as_ref()
+                .map(|a| format!("{} ({:.0}/{:.0}s)", a.title, a.position.as_secs_f64(), a.duration.as_secs_f64()));
             vec![c.id.to_string(), c.state.to_string(), cell(now), format!("{:.1}", c.queue_minutes)]
         })
         .collect();
@@ -481,16 +488,15 @@ fn print_plans(list: &[Plan]) {
 }
 
 fn print_rules(r: &BusinessLogicValues) {
-    let rows: Vec<Vec<String>> = r
-        .0
-        .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            vec![k.clone(), v]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> =
+        r.0.iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                vec![k.clone(), v]
+            })
+            .collect();
     table::print(&["KEY", "VALUE"], &rows);
 }

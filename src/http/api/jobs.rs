@@ -26,7 +26,9 @@ fn input_of(body: &IngestRequest) -> Result<JobInput, ApiError> {
         (None, Some(path)) => {
             let p = std::path::Path::new(path);
             if !p.is_absolute() {
-                return Err(ApiError::bad_request(format!("path {path:?} must be absolute (it is read by the daemon)")));
+                return Err(ApiError::bad_request(format!(
+                    "path {path:?} must be absolute (it is read by the daemon)"
+                )));
             }
             Ok(JobInput::File(p.to_owned()))
         }

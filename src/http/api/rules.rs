@@ -20,7 +20,10 @@ pub async fn show(State(s): State<AppState>) -> ApiResult<BusinessLogicValues> {
 #[utoipa::path(put, path = "/api/v1/business-logic", tag = "rules", security(("bearer" = [])),
     request_body = BusinessLogicValues,
     responses((status = 200, body = BusinessLogicValues), (status = 400, body = vvtv_api::station::ErrorBody)))]
-pub async fn set(State(s): State<AppState>, body: Result<Json<Value>, JsonRejection>) -> ApiResult<BusinessLogicValues> {
+pub async fn set(
+    State(s): State<AppState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<BusinessLogicValues> {
     let body = json_body(body, "a JSON object of key → value")?;
     let Value::Object(changes) = body else {
         return Err(ApiError::bad_request("body must be a JSON object of key → value"));

@@ -237,31 +237,54 @@ pub(crate) fn score_stream(
     stop: &AtomicBool,
     rendition: &Path,
 ) -> Result<VmafScore, VmafError> {
-    let result = score_stream_frames(reference, distorted, frame, subsample, stop, rendition);
+    let ends = [SinkEnd::new(reference), SinkEnd::new(distorted)];
+    let result = score_stream_frames(&ends[0], &ends[1], frame, subsample, stop, rendition);
     for sink in [reference, distorted] {
         sink.set_drop(true);
     }
-    while !(stop.load(Ordering::Relaxed) || reference.is_eos() && distorted.is_eos()) {
-        for sink in [reference, distorted] {
-            let _ = sink.try_pull_sample(if sink.is_eos() { gst::ClockTime::ZERO } else { pull_slice() });
+    while !(stop.load(Ordering::Relaxed) || ends.iter().all(SinkEnd::ended)) {
+        for end in &ends {
+            let _ = end.sink.try_pull_sample(if end.ended() { gst::ClockTime::ZERO } else { pull_slice() });
         }
     }
     result
 }
 
+/// Tells when an appsink has delivered its last sample. `AppSink::is_eos` is also true before the sink reached
+/// PAUSED, and the scoring thread starts before the encode does, so EOS counts only once the sink has been seen
+/// running (once seen, it stays trusted while the pipeline is torn down after the end).
+struct SinkEnd<'a> {
+    sink: &'a gst_app::AppSink,
+    running: std::cell::Cell<bool>,
+}
+
+impl<'a> SinkEnd<'a> {
+    fn new(sink: &'a gst_app::AppSink) -> SinkEnd<'a> {
+        SinkEnd { sink, running: std::cell::Cell::new(false) }
+    }
+
+    fn ended(&self) -> bool {
+        if !self.running.get() && self.sink.current_state() >= gst::State::Paused {
+            self.running.set(true);
+        }
+        self.running.get() && self.sink.is_eos()
+    }
+}
+
 fn score_stream_frames(
-    reference: &gst_app::AppSink,
-    distorted: &gst_app::AppSink,
+    reference: &SinkEnd,
+    distorted: &SinkEnd,
     frame: &Frame,
     subsample: u32,
     stop: &AtomicBool,
     rendition: &Path,
 ) -> Result<VmafScore, VmafError> {
-    let pull = |sink: &gst_app::AppSink| loop {
-        if let Some(sample) = sink.try_pull_sample(pull_slice()) {
+    let pull = |end: &SinkEnd| loop {
+        if let Some(sample) = end.sink.try_pull_sample(pull_slice()) {
+            end.running.set(true);
             return Some(sample);
         }
-        if sink.is_eos() || stop.load(Ordering::Relaxed) {
+        if end.ended() || stop.load(Ordering::Relaxed) {
             return None;
         }
     };
