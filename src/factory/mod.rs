@@ -428,7 +428,7 @@ impl Factory {
 
     async fn status(&self) -> FactoryStatus {
         let counts = self.store().job_counts().await.unwrap_or_default();
-        let jobs = counts.into_iter().map(|(s, n)| (s, n)).collect();
+        let jobs = counts.into_iter().collect();
         let mut running = Vec::new();
         for id in self.running.keys() {
             if let Ok(j) = self.store().job(*id).await {
