@@ -143,10 +143,25 @@ fn flaky_server(body: Vec<u8>, drops: usize) -> Server {
 #[test]
 fn odd_inputs_end_ready_or_rejected_with_a_reason_while_the_channel_plays() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = write_config(tmp.path(), &factory_config(""));
-    let d = Daemon::start(tmp.path(), &config);
     let media = tmp.path().join("media");
     std::fs::create_dir_all(&media).unwrap();
+    let config = write_config(tmp.path(), &factory_config(&format!("ingest_roots = [{:?}]", media.display().to_string())));
+    let d = Daemon::start(tmp.path(), &config);
+
+    // A path outside the ingest roots is refused before it is opened, with the reason, and makes no job.
+    for outside in ["/etc/shadow", "/etc/hostname"] {
+        let resp = reqwest::blocking::Client::new()
+            .post(d.url("/api/v1/ingest"))
+            .bearer_auth(d.token())
+            .json(&serde_json::json!({ "path": outside }))
+            .send()
+            .expect("POST ingest");
+        assert_eq!(resp.status().as_u16(), 400, "{outside}");
+        let answer: Value = resp.json().unwrap();
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(error.contains(outside) && error.contains("factory.ingest_roots"), "{outside}: {answer}");
+    }
+    assert_eq!(d.api_get("/api/v1/jobs")["jobs"].as_array().map(Vec::len), Some(0), "a refused path made a job");
 
     // 25 fps 640x360 with quiet mono 44.1 kHz audio (about -35 LUFS): through vvtvctl ingest --wait.
     let quiet = media.join("quiet mono.mp4");
