@@ -18,6 +18,7 @@ use vvtv::config::Config;
 use vvtv::media::house_format::{HouseFormat, CRF, VBV_BUFFER_MS};
 use vvtv::media::loudness;
 use vvtv::media::transcode::{self, Source};
+use vvtv_testkit::media;
 
 fn main() {
     let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
@@ -41,25 +42,18 @@ fn main() {
 
     let source = dir.join("source.mp4");
     let t = Instant::now();
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(
-            format!(
-                "videotestsrc pattern=ball motion=wavy num-buffers={frames} ! \
-                 video/x-raw,width=1920,height=1080,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! \
-                 x264enc speed-preset=ultrafast bitrate=20000 key-int-max=60 ! h264parse ! mp4mux name=m ! \
-                 filesink location={src} \
-                 audiotestsrc wave=pink-noise volume=0.3 num-buffers={abufs} ! audio/x-raw,rate=48000,channels=2 ! \
-                 audioconvert ! avenc_aac bitrate=192000 ! aacparse ! m.",
-                frames = seconds * 30,
-                abufs = seconds * 48000 / 1024 + 1,
-                src = source.display()
-            )
-            .split_whitespace(),
-        )
-        .status()
-        .expect("gst-launch-1.0");
-    assert!(status.success(), "could not generate the source");
+    media::launch(&format!(
+        "videotestsrc pattern=ball motion=wavy num-buffers={frames} ! \
+         video/x-raw,width=1920,height=1080,framerate=30/1 ! videoconvert ! video/x-raw,format=I420 ! \
+         x264enc speed-preset=ultrafast bitrate=20000 key-int-max=60 ! h264parse ! mp4mux name=m ! \
+         filesink location={src} \
+         audiotestsrc wave=pink-noise volume=0.3 num-buffers={abufs} ! audio/x-raw,rate=48000,channels=2 ! \
+         audioconvert ! avenc_aac bitrate=192000 ! aacparse ! m.",
+        frames = seconds * 30,
+        abufs = seconds * 48000 / 1024 + 1,
+        src = source.display()
+    ))
+    .expect("could not generate the source");
     println!("source generated in {:.1} s", t.elapsed().as_secs_f64());
 
     // 1. Loudness pass.

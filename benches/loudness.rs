@@ -6,12 +6,11 @@
 //! the step: CPU time, because wall time is meaningless on a shared machine. Fails if the limited normalize runs
 //! under 60× real time: an hour must normalize in under a minute of CPU.
 
-use anyhow::{ensure, Context, Result};
-use std::path::Path;
-use std::process::Command;
+use anyhow::{Context, Result};
 use std::time::Duration;
 use vvtv::media::loudness::test_signal::{programme, write_pcm, Peaks};
 use vvtv::media::loudness::{extract_pcm, measure_pcm, normalize_pcm};
+use vvtv_testkit::media::aac_in_mp4;
 
 /// The loudness target, true-peak ceiling and gain cap the loudness tests normalize with.
 const TARGET: f64 = -14.0;
@@ -40,7 +39,8 @@ fn main() -> Result<()> {
     // pay for it.
     gst::init()?;
     let mp4 = dir.path().join("long.mp4");
-    encode_aac(&long, &mp4)?;
+    // Wrapped into AAC in MP4 the way the house encoder will read it (the tests' pipeline).
+    aac_in_mp4(&long, &mp4).with_context(|| format!("{}: could not encode it to AAC", long.display()))?;
     let started = cpu_time()?;
     extract_pcm(&mp4, &dir.path().join("long.extracted.pcm"), &|_| {})?;
     let extract = speed(cpu_time()? - started);
@@ -50,25 +50,6 @@ fn main() -> Result<()> {
     );
     assert!(!plain.limited && limited.limited);
     assert!(normalize_limited > 60.0, "an hour must normalize in under a minute of CPU");
-    Ok(())
-}
-
-/// Wraps a PCM file into an AAC-in-MP4 file the way the house encoder will read it (the tests' pipeline).
-fn encode_aac(pcm: &Path, mp4: &Path) -> Result<()> {
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(
-            format!(
-                "filesrc location={} ! rawaudioparse format=pcm pcm-format=f32le sample-rate=48000 num-channels=2 ! \
-                 audioconvert ! avenc_aac bitrate=128000 ! mp4mux ! filesink location={}",
-                pcm.display(),
-                mp4.display()
-            )
-            .split_whitespace(),
-        )
-        .status()
-        .context("gst-launch-1.0")?;
-    ensure!(status.success(), "{}: could not encode it to AAC", pcm.display());
     Ok(())
 }
 

@@ -10,12 +10,14 @@
 //! ~10.6 Mbit/s, the worst case), BENCH_KEEP=1 to keep the work dir.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use vvtv::config::Config;
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::Source;
 use vvtv::store::{AssetKind, Store};
+use vvtv_testkit::daemon::{vvtv_bin, write_config, Daemon};
+use vvtv_testkit::media;
 
 fn main() {
     let counts: Vec<usize> = std::env::var("BENCH_CHANNELS")
@@ -29,7 +31,8 @@ fn main() {
     let work_path = work.path().to_path_buf();
     let work = if std::env::var("BENCH_KEEP").is_ok() { Err(work.keep()) } else { Ok(work) };
     let work = Workdir(work, work_path);
-    let bin = vvtv_binary();
+    // Found before any encoding starts: a missing daemon binary fails the bench at once.
+    vvtv_bin();
     println!("bench-playout: default ladder, {seconds} s per run, work dir {}", work.path().display());
 
     let sources: Vec<String> = std::env::var("BENCH_SOURCE")
@@ -47,7 +50,7 @@ fn main() {
         println!("encoding the {kind} library (3 × 12 s clips, 4 rungs) ...");
         let db = seed_library(&library, &source);
         for &n in &counts {
-            let r = run_channels(&bin, &work.path().join(kind), &db, n, seconds);
+            let r = run_channels(&work.path().join(kind), &db, n, seconds);
             println!(
             "N={n:>3}: {:.3} cores total, {:.4} cores/channel, RSS {:.0} MB ({:.1} MB/channel), {:.2} Mbit/s/channel, \
              gaps {} restarts {} segments/channel {:.1} ({:.0} % of real time)",
@@ -95,33 +98,20 @@ impl Workdir {
     }
 }
 
-fn vvtv_binary() -> PathBuf {
-    // benches run from target/<profile>/deps; the daemon binary sits one level up.
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("vvtv");
-    assert!(bin.exists(), "{} missing: build the workspace first", bin.display());
-    bin
-}
-
 /// A 1080p source that keeps the encoder near its bitrate cap (moving ball over noise-free bars is too easy): the
 /// bench should measure realistic bytes per second, not a nearly static card.
 fn busy_source(dir: &Path, seconds: u32) -> PathBuf {
     let out = dir.join("busy.mkv");
     let frames = seconds * 30;
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "-e"])
-        .args(format!(
-            "videotestsrc num-buffers={frames} pattern=smpte horizontal-speed=7 ! video/x-raw,width=1920,height=1080,framerate=30/1 ! \
-             x264enc speed-preset=ultrafast quantizer=16 pass=quant ! matroskamux name=m ! filesink location={} \
-             audiotestsrc num-buffers={} samplesperbuffer=1600 wave=pink-noise volume=0.2 ! audio/x-raw,rate=48000,channels=2 ! \
-             audioconvert ! avenc_aac ! m.",
-            out.display(),
-            frames
-        ).split_whitespace())
-        .status()
-        .expect("gst-launch-1.0 (gstreamer1.0-tools)");
-    assert!(status.success(), "could not make the busy source");
+    media::launch(&format!(
+        "videotestsrc num-buffers={frames} pattern=smpte horizontal-speed=7 ! video/x-raw,width=1920,height=1080,framerate=30/1 ! \
+         x264enc speed-preset=ultrafast quantizer=16 pass=quant ! matroskamux name=m ! filesink location={} \
+         audiotestsrc num-buffers={} samplesperbuffer=1600 wave=pink-noise volume=0.2 ! audio/x-raw,rate=48000,channels=2 ! \
+         audioconvert ! avenc_aac ! m.",
+        out.display(),
+        frames
+    ))
+    .expect("could not make the busy source");
     out
 }
 
@@ -199,8 +189,9 @@ struct RunResult {
     realtime: f64,
 }
 
-fn run_channels(bin: &Path, work: &Path, db: &Path, n: usize, seconds: u64) -> RunResult {
-    let data = work.join(format!("run-{n}"));
+fn run_channels(work: &Path, db: &Path, n: usize, seconds: u64) -> RunResult {
+    let run = work.join(format!("run-{n}"));
+    let data = run.join("data");
     std::fs::create_dir_all(&data).expect("data dir");
     // WAL mode: committed rows may still sit in the -wal file; copy the database as SQLite left it.
     for suffix in ["", "-wal", "-shm"] {
@@ -209,28 +200,17 @@ fn run_channels(bin: &Path, work: &Path, db: &Path, n: usize, seconds: u64) -> R
             std::fs::copy(&from, data.join(format!("vvtv.db{suffix}"))).expect("copy db");
         }
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let mut config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nallow_loopback_without_token = true\n[storage]\ndata_dir = \"{}\"\n[planner]\nbuffer_minutes = 3\n",
-        data.display()
-    );
+    let mut extra = "[planner]\nbuffer_minutes = 3\n".to_string();
     for i in 0..n {
-        config.push_str(&format!("[[channels]]\nid = \"ch{i}\"\nname = \"Bench\"\ndemo_clips = false\n"));
+        extra.push_str(&format!("[[channels]]\nid = \"ch{i}\"\nname = \"Bench\"\ndemo_clips = false\n"));
     }
-    let config_path = data.join("vvtv.toml");
-    std::fs::write(&config_path, config).expect("config");
-    let mut child = Command::new(bin)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("VVTV_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vvtv");
-    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let daemon = Daemon::start(&run, &write_config(&run, &extra));
+    let pid = daemon.child.id();
+    let token = daemon.token();
     let http = reqwest::blocking::Client::new();
     let status = |ch: usize| -> Option<serde_json::Value> {
-        http.get(format!("{api}/channels/ch{ch}/streaming")).send().ok()?.json().ok()
+        let url = daemon.url(&format!("/api/v1/channels/ch{ch}/streaming"));
+        http.get(url).bearer_auth(&token).send().ok()?.json().ok()
     };
     let deadline = Instant::now() + Duration::from_secs(300);
     while (0..n).any(|ch| status(ch).and_then(|s| s["segments_written"].as_u64()).unwrap_or(0) < 2) {
@@ -240,10 +220,10 @@ fn run_channels(bin: &Path, work: &Path, db: &Path, n: usize, seconds: u64) -> R
     let before: Vec<u64> =
         (0..n).map(|ch| status(ch).and_then(|s| s["segments_written"].as_u64()).unwrap_or(0)).collect();
     let bytes_before = hls_bytes(&data.join("hls"));
-    let (cpu0, t0) = (cpu_ticks(child.id()), Instant::now());
+    let (cpu0, t0) = (cpu_ticks(pid), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));
-    let (cpu1, elapsed) = (cpu_ticks(child.id()), t0.elapsed().as_secs_f64());
-    let rss_mb = rss_kb(child.id()) as f64 / 1024.0;
+    let (cpu1, elapsed) = (cpu_ticks(pid), t0.elapsed().as_secs_f64());
+    let rss_mb = rss_kb(pid) as f64 / 1024.0;
     let bytes = hls_bytes(&data.join("hls")).saturating_sub(bytes_before);
     let mut gaps = 0;
     let mut restarts = 0;
@@ -254,8 +234,7 @@ fn run_channels(bin: &Path, work: &Path, db: &Path, n: usize, seconds: u64) -> R
         restarts += s["restarts"].as_u64().unwrap_or(0);
         segments += s["segments_written"].as_u64().unwrap_or(0).saturating_sub(*b);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(daemon);
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     RunResult {
         cores: (cpu1 - cpu0) as f64 / ticks / elapsed,
@@ -311,20 +290,15 @@ fn rss_kb(pid: u32) -> u64 {
 fn reencode_cores(work: &Path, seconds: u64) -> f64 {
     let src = busy_source(work, seconds as u32 + 5);
     let out = work.join("reencode.ts");
-    let mut child: Child = Command::new("gst-launch-1.0")
-        .args(["-q"])
-        .args(
-            format!(
-                "filesrc location={} ! matroskademux ! h264parse ! avdec_h264 ! clocksync ! videoconvert ! \
-             x264enc speed-preset=veryfast bitrate=4500 key-int-max=60 ! h264parse ! mpegtsmux ! \
-             filesink location={}",
-                src.display(),
-                out.display()
-            )
-            .split_whitespace(),
-        )
-        .spawn()
-        .expect("gst-launch-1.0");
+    let mut child: Child = media::command(&format!(
+        "filesrc location={} ! matroskademux ! h264parse ! avdec_h264 ! clocksync ! videoconvert ! \
+         x264enc speed-preset=veryfast bitrate=4500 key-int-max=60 ! h264parse ! mpegtsmux ! \
+         filesink location={}",
+        src.display(),
+        out.display()
+    ))
+    .spawn()
+    .expect("start the live re-encode");
     std::thread::sleep(Duration::from_secs(2));
     let (c0, t0) = (cpu_ticks(child.id()), Instant::now());
     std::thread::sleep(Duration::from_secs(seconds));

@@ -4,39 +4,15 @@
 //! candidate must be rejected with its reason; the disallowed section must never be requested; the breaker must open
 //! and the deterministic scorer take over; and no Chromium process may outlive the daemon.
 
-mod common;
-
-use common::llm::{LlmServer, Mode};
-use common::site::{Files, Site};
-use common::{write_config, Daemon, SMALL_LADDER};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A `seconds` long H.264/AAC MP4 at `width`x`height` with its own test pattern, made with GStreamer.
-fn video(dir: &Path, name: &str, (width, height): (u32, u32), seconds: u32, pattern: &str) -> Vec<u8> {
-    let path = dir.join(name);
-    let description = format!(
-        "videotestsrc pattern={pattern} num-buffers={frames} ! \
-         video/x-raw,format=I420,width={width},height={height},framerate=30/1 ! \
-         x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! mp4mux name=m faststart=true ! \
-         filesink location={out} \
-         audiotestsrc wave=sine num-buffers={buffers} samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
-         audioconvert ! avenc_aac ! aacparse ! m.",
-        frames = seconds * 30,
-        buffers = seconds * 48000 / 1024 + 1,
-        out = path.display(),
-    );
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(description.split_whitespace())
-        .status()
-        .expect("run gst-launch-1.0");
-    assert!(status.success(), "gst-launch-1.0 could not make {name}");
-    std::fs::read(&path).expect("read the generated video")
-}
+use vvtv_testkit::daemon::{write_config, Daemon, SMALL_LADDER};
+use vvtv_testkit::llm::{LlmServer, Mode};
+use vvtv_testkit::media;
+use vvtv_testkit::site::{Site, SiteBuilder};
 
 fn page(title: &str, head: &str, body: &str) -> String {
     format!("<!doctype html><html><head><title>{title}</title>{head}</head><body><h1>{title}</h1>{body}</body></html>")
@@ -46,11 +22,10 @@ const CC_BY: &str = "https://creativecommons.org/licenses/by/4.0/";
 
 /// The fixture site. Planned: sunrise, harbour, forest, river, meadow (search) and tide (feed). Rejected: nolicense,
 /// noncommercial, small, short, broken. Never requested: anything under /private/.
-fn fixture(media_dir: &Path) -> Files {
+fn fixture(media_dir: &Path) -> SiteBuilder {
     let hd = (1280, 720);
-    let mut files = Files::default();
-    files.add("/robots.txt", "text/plain", b"User-agent: *\nDisallow: /private/\n".to_vec());
-    files.html(
+    let mut site = Site::builder().robots(200, "User-agent: *\nDisallow: /private/\n");
+    site = site.page(
         "/",
         page(
             "Open clips",
@@ -70,7 +45,7 @@ fn fixture(media_dir: &Path) -> Files {
         ),
     );
     // A <video> element, licensed with rel=license.
-    files.html(
+    site = site.page(
         "/watch/sunrise.html",
         page(
             "Sunrise over the bay",
@@ -82,7 +57,7 @@ fn fixture(media_dir: &Path) -> Files {
         ),
     );
     // JSON-LD VideoObject with its license.
-    files.html(
+    site = site.page(
         "/watch/harbour.html",
         page(
             "Harbour",
@@ -93,7 +68,7 @@ fn fixture(media_dir: &Path) -> Files {
         ),
     );
     // Open Graph video with a license link in the head.
-    files.html(
+    site = site.page(
         "/watch/forest.html",
         page(
             "Forest",
@@ -105,7 +80,7 @@ fn fixture(media_dir: &Path) -> Files {
         ),
     );
     // A plain link to the file, the page under CC BY.
-    files.html(
+    site = site.page(
         "/downloads.html",
         page(
             "Downloads",
@@ -116,11 +91,11 @@ fn fixture(media_dir: &Path) -> Files {
             ),
         ),
     );
-    files.html(
+    site = site.page(
         "/watch/nolicense.html",
         page("All rights reserved", "", r#"<video src="/media/nolicense.mp4"></video><p>© Somebody.</p>"#),
     );
-    files.html(
+    site = site.page(
         "/watch/noncommercial.html",
         page(
             "Non-commercial",
@@ -130,7 +105,7 @@ fn fixture(media_dir: &Path) -> Files {
         ),
     );
     for (name, title) in [("small", "Small"), ("short", "Short"), ("broken", "Broken")] {
-        files.html(
+        site = site.page(
             &format!("/watch/{name}.html"),
             page(
                 title,
@@ -139,7 +114,7 @@ fn fixture(media_dir: &Path) -> Files {
             ),
         );
     }
-    files.html(
+    site = site.page(
         "/private/gem.html",
         page(
             "Members",
@@ -148,8 +123,8 @@ fn fixture(media_dir: &Path) -> Files {
         ),
     );
     // The search page answers any query with one result.
-    files.html("/search", page("Search results", "", r#"<a href="/watch/meadow.html">Meadow</a>"#));
-    files.html(
+    site = site.page("/search", page("Search results", "", r#"<a href="/watch/meadow.html">Meadow</a>"#));
+    site = site.page(
         "/watch/meadow.html",
         page(
             "Meadow in the wind",
@@ -160,7 +135,7 @@ fn fixture(media_dir: &Path) -> Files {
             ),
         ),
     );
-    files.add(
+    site = site.file(
         "/feed.xml",
         "application/rss+xml",
         br#"<?xml version="1.0"?>
@@ -187,15 +162,11 @@ fn fixture(media_dir: &Path) -> Files {
         ("short", hd, 2, "bar"),
     ];
     for (name, size, seconds, pattern) in clips {
-        files.add(
-            &format!("/media/{name}.mp4"),
-            "video/mp4",
-            video(media_dir, &format!("{name}.mp4"), size, seconds, pattern),
-        );
+        let clip = media::test_video(&media_dir.join(format!("{name}.mp4")), size, seconds, pattern);
+        site = site.video(&format!("/media/{name}.mp4"), clip);
     }
-    files.add("/private/gem.mp4", "video/mp4", video(media_dir, "gem.mp4", hd, 6, "checkers-8"));
-    files.add("/media/broken.mp4", "video/mp4", b"\x00\x00\x00\x18ftypmp42 but nothing playable follows".to_vec());
-    files
+    site.video("/private/gem.mp4", media::test_video(&media_dir.join("gem.mp4"), hd, 6, "checkers-8"))
+        .video("/media/broken.mp4", b"\x00\x00\x00\x18ftypmp42 but nothing playable follows".to_vec())
 }
 
 fn plans(daemon: &Daemon) -> Vec<Value> {
@@ -224,7 +195,7 @@ fn discovery_plans_exactly_the_good_videos_politely_and_survives_the_llm_dying()
     let dir = tempfile::tempdir().expect("tempdir");
     let media_dir = dir.path().join("media");
     std::fs::create_dir_all(&media_dir).expect("media dir");
-    let site = Site::start(fixture(&media_dir));
+    let site = fixture(&media_dir).start();
 
     // The model answers twice, then its server dies: connections are refused from then on.
     let llm = LlmServer::start(Mode::Sequence(vec![Mode::Good(0.9), Mode::Good(0.9), Mode::Down]));

@@ -2,30 +2,19 @@
 //! a URL on a misbehaving HTTP server and the inbox; each ends ready (checked with ffprobe and ffmpeg's own loudness
 //! meter) or rejected with a reason a human understands, and the channel keeps playing throughout.
 
-mod common;
-
-use common::{write_config, Daemon, SMALL_LADDER};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use vvtv_testkit::daemon::{write_config, Daemon, SMALL_LADDER};
+use vvtv_testkit::flaky::{file_reply, Server};
+use vvtv_testkit::media;
 
 fn factory_config(extra: &str) -> String {
     format!(
         "{SMALL_LADDER}\n[factory]\nmin_height = 90\nallow_private_addresses = true\nvmaf_subsample = 3\nvmaf_min = 30.0\n\
          {extra}\n[[channels]]\nid = \"main\"\nname = \"Factory test\"\ndemo_clips = false\n"
     )
-}
-
-fn gst(description: &str) {
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .args(description.split_whitespace())
-        .status()
-        .expect("run gst-launch-1.0");
-    assert!(status.success(), "gst-launch-1.0 {description}");
 }
 
 /// A 6 s clip: `video` caps, a moving pattern, and `audio` (a gst-launch fragment ending in raw audio caps) if any.
@@ -39,7 +28,7 @@ fn clip(out: &Path, video: &str, audio: Option<&str>, fps: u32) {
     if let Some(a) = audio {
         d += &format!(" {a} ! audioconvert ! avenc_aac ! aacparse ! m.");
     }
-    gst(&d);
+    media::launch(&d).expect("make the clip");
 }
 
 fn ffprobe(path: &Path, args: &[&str]) -> Value {
@@ -137,59 +126,18 @@ fn check_ready(job: &Value, what: &str) {
 }
 
 /// Serves `body` over HTTP on 127.0.0.1, honouring Range; the first `drops` connections send half the asked
-/// bytes slowly, then hang up. Returns the URL.
-fn flaky_server(body: Vec<u8>, drops: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/media/clip.mp4", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut served = 0usize;
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let text = String::from_utf8_lossy(&req).to_lowercase();
-            let start = text
-                .lines()
-                .find_map(|l| l.strip_prefix("range: bytes="))
-                .and_then(|r| r.split('-').next())
-                .and_then(|n| n.trim().parse::<usize>().ok())
-                .unwrap_or(0)
-                .min(body.len());
-            let head = if start > 0 {
-                format!(
-                    "HTTP/1.1 206 Partial Content\r\nContent-Type: video/mp4\r\nContent-Length: {}\r\n\
-                     Content-Range: bytes {start}-{}/{}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n",
-                    body.len() - start,
-                    body.len() - 1,
-                    body.len()
-                )
-            } else {
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\n\
-                     Connection: close\r\n\r\n",
-                    body.len()
-                )
-            };
-            let _ = s.write_all(head.as_bytes());
-            let rest = &body[start..];
-            if served < drops {
-                served += 1;
-                for chunk in rest[..rest.len() / 2].chunks(16 * 1024) {
-                    let _ = s.write_all(chunk);
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                continue; // dropped: the connection closes with half the body sent
-            }
-            let _ = s.write_all(rest);
+/// bytes slowly, then hang up.
+fn flaky_server(body: Vec<u8>, drops: usize) -> Server {
+    Server::start(move |request, index| {
+        let reply = file_reply(request, &body, None);
+        if index < drops {
+            // Dropped: the connection closes with half the body sent.
+            let half = reply.body.len() / 2;
+            reply.paced(16 * 1024, Duration::from_millis(20)).cut_at(half)
+        } else {
+            reply
         }
-    });
-    url
+    })
 }
 
 #[test]
@@ -260,7 +208,8 @@ fn odd_inputs_end_ready_or_rejected_with_a_reason_while_the_channel_plays() {
 
     // A URL on a slow server that drops the connection halfway, twice: resumed to the end.
     let body = std::fs::read(&quiet).unwrap();
-    let job = ingest_api(&d, serde_json::json!({ "url": flaky_server(body, 2) }));
+    let server = flaky_server(body, 2);
+    let job = ingest_api(&d, serde_json::json!({ "url": server.url("/media/clip.mp4") }));
     assert_eq!(job["status"], "ready", "flaky download: {job}");
     assert!(job["reason"].as_str().unwrap_or_default().contains("same content"), "resumed bytes hash the same: {job}");
 
@@ -275,19 +224,18 @@ fn odd_inputs_end_ready_or_rejected_with_a_reason_while_the_channel_plays() {
     let whole = std::fs::read(&quiet).unwrap();
     std::fs::write(&truncated, &whole[..whole.len() * 6 / 10]).unwrap();
     let faststart = media.join("faststart.mp4");
-    gst(&format!(
+    media::render(
         "videotestsrc pattern=ball num-buffers=180 ! video/x-raw,width=640,height=360,framerate=30/1 ! \
-         x264enc speed-preset=ultrafast ! mp4mux faststart=true ! filesink location={}",
-        faststart.display()
-    ));
+         x264enc speed-preset=ultrafast ! mp4mux faststart=true",
+        &faststart,
+    )
+    .expect("make the faststart clip");
     let truncated_front = media.join("truncated-front.mp4");
     let whole = std::fs::read(&faststart).unwrap();
     std::fs::write(&truncated_front, &whole[..whole.len() * 6 / 10]).unwrap();
     let audio_only = media.join("audio.m4a");
-    gst(&format!(
-        "audiotestsrc num-buffers=300 ! audioconvert ! avenc_aac ! mp4mux ! filesink location={}",
-        audio_only.display()
-    ));
+    media::render("audiotestsrc num-buffers=300 ! audioconvert ! avenc_aac ! mp4mux", &audio_only)
+        .expect("make the audio-only file");
     for (path, expect) in [
         (&zero, "empty"),
         (&html, "HTML"),

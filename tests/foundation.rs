@@ -1,10 +1,8 @@
 //! End-to-end checks of the foundation against a real daemon: auth, vvtvctl, shutdown, crash safety, check-config.
 
-mod common;
-
-use common::{vvtvctl_bin, write_config, Daemon, SMALL_LADDER};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use vvtv_testkit::daemon::{vvtv_bin, vvtvctl_bin, write_config, Daemon, SMALL_LADDER};
 
 /// Keeps the foundation tests light: no demo clips, a small ladder for the slate.
 fn quiet() -> String {
@@ -162,17 +160,17 @@ fn check_config_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[channels]]\nid = \"Main Channel\"\nname = \"x\"\n").unwrap();
-    let out = Command::new(common::vvtv_bin()).arg("check-config").arg(&bad).output().unwrap();
+    let out = Command::new(vvtv_bin()).arg("check-config").arg(&bad).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("channels[0].id: \"Main Channel\" must match [a-z0-9-]+"), "{err}");
 
     std::fs::write(&bad, "[planner]\nbuffer_minutes = \"x\"\n").unwrap();
-    let out = Command::new(common::vvtv_bin()).arg("check-config").arg(&bad).output().unwrap();
+    let out = Command::new(vvtv_bin()).arg("check-config").arg(&bad).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("planner.buffer_minutes"));
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, include_str!("../config/vvtv.toml")).unwrap();
-    let out = Command::new(common::vvtv_bin()).arg("check-config").arg(&good).output().unwrap();
+    let out = Command::new(vvtv_bin()).arg("check-config").arg(&good).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -2,9 +2,6 @@
 //! SQLite file, the daemon plays it out, ffmpeg (an independent reader) records the live playlist across several
 //! item boundaries, an emergency interrupts, and a kill -9 + restart continues the same playlist.
 
-mod common;
-
-use common::{discontinuities, listed_segments, write_config, Daemon, SMALL_LADDER};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,6 +9,7 @@ use vvtv::config::Config;
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::{Source, TestPattern};
 use vvtv::store::{AssetKind, Store};
+use vvtv_testkit::daemon::{discontinuities, listed_segments, write_config, Daemon, SMALL_LADDER};
 
 fn config_extra() -> String {
     format!("{SMALL_LADDER}\n[broadcaster]\nplaylist_segments = 5\nsegment_grace_seconds = 30\n\n[[channels]]\nid = \"main\"\nname = \"Test\"\ndemo_clips = false\n")

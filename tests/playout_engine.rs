@@ -3,8 +3,6 @@
 //! increasing, constant video steps, audio continuous, |A−V| ≤ ½ AAC frame, every segment starting on a keyframe,
 //! segment durations ≤ target — and that the 33-bit MPEG-TS timestamp wrap is survived.
 
-mod common;
-
 use chrono::Utc;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +16,7 @@ use vvtv::broadcaster::runner::{Command as RunnerCommand, Feed, Next, Outcome, R
 use vvtv::config::{HouseFormatConfig, RungConfig};
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::{self, Source, TestPattern};
+use vvtv_testkit::daemon::discontinuities;
 
 fn small_format() -> HouseFormat {
     let cfg = HouseFormatConfig {
@@ -411,7 +410,7 @@ fn assert_rebuilt_cleanly(hf: &HouseFormat, out: &Path, p: &Played) {
         }
         // Exactly one discontinuity: still listed, or counted by DISCONTINUITY-SEQUENCE once it slid out.
         let text = std::fs::read_to_string(out.join(&rung.name).join("live.m3u8")).unwrap();
-        assert_eq!(common::discontinuities(&text), 1, "{text}");
+        assert_eq!(discontinuities(&text), 1, "{text}");
         for seg in segments(&out.join(&rung.name)) {
             let first_video = probe_packets(&seg).into_iter().find(|p| p.video).expect("video");
             assert!(first_video.key, "{} does not start with a keyframe", seg.display());

@@ -250,15 +250,15 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::curator::browser::test_support::{politeness, start, Site};
-    use axum::http::StatusCode;
+    use crate::curator::browser::test_support::politeness;
+    use vvtv_testkit::site::Site;
 
     // Real HTTP, no browser.
     #[tokio::test]
     async fn robots_txt_is_fetched_once_cached_and_obeyed() {
         let rules = "User-agent: VVTV\nDisallow: /nope/\nCrawl-delay: 0.5\n\nUser-agent: *\nDisallow: /\n";
-        let site = Arc::new(Site::new((StatusCode::OK, rules)));
-        let base = start(site.clone()).await;
+        let site = Site::builder().robots(200, rules).start();
+        let base = site.base();
         let robots = politeness();
         // Our own group applies, not the catch-all one.
         assert_eq!(robots.allowed(&format!("{base}/fine.html")).await, Ok(()));
@@ -274,11 +274,11 @@ mod tests {
         assert_eq!(fetches, 1, "robots.txt is cached per origin");
 
         // No robots.txt: everything allowed.
-        let missing = start(Arc::new(Site::new((StatusCode::NOT_FOUND, "")))).await;
-        assert_eq!(robots.allowed(&format!("{missing}/anything")).await, Ok(()));
+        let missing = Site::builder().robots(404, "").start();
+        assert_eq!(robots.allowed(&missing.url("/anything")).await, Ok(()));
         // A server error: nothing allowed.
-        let failing = start(Arc::new(Site::new((StatusCode::SERVICE_UNAVAILABLE, "")))).await;
-        let refused = robots.allowed(&format!("{failing}/anything")).await.expect_err("5xx disallows");
+        let failing = Site::builder().robots(503, "").start();
+        let refused = robots.allowed(&failing.url("/anything")).await.expect_err("5xx disallows");
         assert!(refused.contains("HTTP 503"), "{refused}");
         // Unreachable: nothing allowed.
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -245,21 +245,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::factory::download::test_support::media;
-    use std::path::PathBuf;
-    use std::process::Command;
-
-    /// Runs a gst-launch pipeline that ends in a file sink writing `name` in `dir`.
-    fn generate(dir: &Path, name: &str, pipeline: &str) -> PathBuf {
-        let path = dir.join(name);
-        let description = format!("{pipeline} ! filesink location={}", path.display());
-        let status = Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(description.split_whitespace())
-            .status()
-            .expect("run gst-launch-1.0");
-        assert!(status.success(), "{description}");
-        path
-    }
+    use vvtv_testkit::media::render;
 
     #[test]
     fn sniffs_media_made_by_gstreamer() {
@@ -286,7 +272,8 @@ mod tests {
             ("a.aac", format!("{audio} ! avenc_aac ! aacparse ! audio/mpeg,stream-format=adts"), Sniffed::Adts),
         ];
         for (name, pipeline, expected) in cases {
-            let path = generate(dir.path(), name, &pipeline);
+            let path = dir.path().join(name);
+            render(&pipeline, &path).expect(name);
             assert_eq!(sniff(&path).expect(name), expected, "{name}");
         }
     }

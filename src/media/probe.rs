@@ -192,6 +192,7 @@ fn describe_missing(detail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vvtv_testkit::media::{launch, render};
 
     fn facts(height: u32, duration_s: f64) -> Facts {
         Facts {
@@ -229,12 +230,7 @@ mod tests {
         assert!(matches!(err, ProbeError::Rejected(_)), "{err}");
 
         let audio = dir.path().join("tone.m4a");
-        let status = std::process::Command::new("gst-launch-1.0")
-            .args(["-q", "audiotestsrc", "num-buffers=100", "!", "audioconvert", "!", "avenc_aac", "!", "mp4mux"])
-            .args(["!", "filesink", &format!("location={}", audio.display())])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        render("audiotestsrc num-buffers=100 ! audioconvert ! avenc_aac ! mp4mux", &audio).unwrap();
         let err = discover(&audio).unwrap_err().to_string();
         assert!(err.contains("audio-only"), "{err}");
     }
@@ -243,15 +239,13 @@ mod tests {
     fn a_video_file_is_described() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("v.mkv");
-        let status = std::process::Command::new("gst-launch-1.0")
-            .args(["-q", "videotestsrc", "num-buffers=50", "!", "video/x-raw,width=320,height=240,framerate=25/1"])
-            .args(["!", "x264enc", "!", "matroskamux", "name=m", "!", "filesink"])
-            .arg(format!("location={}", file.display()))
-            .args(["audiotestsrc", "num-buffers=90", "!", "audio/x-raw,rate=44100,channels=1", "!", "vorbisenc"])
-            .args(["!", "m."])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        launch(&format!(
+            "videotestsrc num-buffers=50 ! video/x-raw,width=320,height=240,framerate=25/1 ! x264enc ! \
+             matroskamux name=m ! filesink location={} \
+             audiotestsrc num-buffers=90 ! audio/x-raw,rate=44100,channels=1 ! vorbisenc ! m.",
+            file.display()
+        ))
+        .unwrap();
         let f = discover(&file).unwrap();
         assert_eq!((f.video.width, f.video.height, f.video.codec.as_str()), (320, 240, "h264"));
         assert!((f.video.fps - 25.0).abs() < 0.01, "{}", f.video.fps);

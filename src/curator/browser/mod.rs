@@ -22,7 +22,7 @@
 //! - `page.rs` (+ `extract.js`, `no_favicon.js`): loading one page and reading it into [`Found`] candidates;
 //! - `play_probe.rs` (+ `probe.js`): play-before-download;
 //! - `scope.rs`: seed URLs, which links are pages, and which sites a crawl may follow links to;
-//! - `test_support.rs` (tests only): the fixture web site the browser and robots.txt tests run against.
+//! - `test_support.rs` (tests only): the fixture site's pages and the settings the browser and robots.txt tests use.
 
 mod chromium;
 mod page;
@@ -427,15 +427,14 @@ fn secs(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{chromium_processes, fixture_site, init_tracing, options, politeness, start};
+    use super::test_support::{chromium_processes, fixture_site, init_tracing, options, politeness};
     use super::*;
-    use std::sync::Arc;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn crawl_finds_candidates_politely() {
         init_tracing();
-        let site = Arc::new(fixture_site());
-        let base = start(site.clone()).await;
+        let site = fixture_site().start();
+        let base = site.base();
         let robots = politeness();
         let mut browser = Browser::launch(&options(Duration::from_secs(30))).await.expect("Chromium starts");
 
@@ -501,23 +500,22 @@ mod tests {
         assert_eq!(crawl.pages.len(), 9, "{:#?}", crawl.pages);
         assert_eq!(crawl.pages.iter().filter(|p| p.contains("cc-by.html")).count(), 1, "fragments are stripped");
 
-        let requests = site.requests();
-        let paths: Vec<&str> = requests.iter().map(|(_, p)| p.as_str()).collect();
+        let hits = site.hits();
+        let paths: Vec<&str> = hits.iter().map(|h| h.path.as_str()).collect();
         assert!(!paths.iter().any(|p| p.starts_with("/private/")), "a disallowed page was requested: {paths:?}");
         assert!(!paths.iter().any(|p| p.starts_with("/media/")), "media is not loaded while crawling: {paths:?}");
         assert!(!paths.contains(&"/deep.html"), "depth was exceeded: {paths:?}");
         assert_eq!(paths.iter().filter(|p| **p == "/robots.txt").count(), 1);
         assert!(!paths.contains(&"/favicon.ico"), "Chromium fetched a favicon on its own: {paths:?}");
         // Crawl-delay: 1 is obeyed between page requests (the browser's minimum is only 100 ms).
-        let times: Vec<std::time::Instant> =
-            requests.iter().filter(|(_, p)| *p != "/robots.txt").map(|(t, _)| *t).collect();
+        let times: Vec<std::time::Instant> = hits.iter().filter(|h| h.path != "/robots.txt").map(|h| h.at).collect();
         for pair in times.windows(2) {
             let gap = pair[1] - pair[0];
             assert!(gap >= Duration::from_millis(950), "requests {gap:?} apart: {paths:?}");
         }
 
         // A second run in the same browser: the page budget and the depth hold.
-        let before = site.requests().len();
+        let before = site.hits().len();
         let spec = CrawlSpec { start_urls: vec![format!("{base}/links.html")], depth: 1, page_budget: 2, ..spec };
         let crawl = browser.crawl(&spec, &robots).await.expect("crawl runs");
         assert_eq!(crawl.pages, [format!("{base}/links.html"), format!("{base}/deep.html")]);
@@ -547,12 +545,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn crawl_survives_a_crashed_browser_and_a_hung_page() {
         init_tracing();
-        let site = Arc::new(fixture_site());
-        let base = start(site.clone()).await;
+        let site = fixture_site().start();
+        let base = site.base();
         let robots = politeness();
         let mut browser = Browser::launch(&options(Duration::from_secs(5))).await.expect("Chromium starts");
         let pid = browser.chromium_pid().expect("a running Chromium") as libc::pid_t;
-        *lock(&site.kill_on) = Some(("/crash.html".to_string(), pid));
+        site.kill_on_request("/crash.html", pid);
 
         let spec = CrawlSpec { start_urls: vec![format!("{base}/recover.html")], depth: 1, ..CrawlSpec::default() };
         let crawl = browser.crawl(&spec, &robots).await.expect("crawl runs");

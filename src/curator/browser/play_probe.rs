@@ -150,10 +150,10 @@ fn interpret_probe(raw: &RawProbe, http: &MediaHttp) -> PlayProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::curator::browser::test_support::{init_tracing, make_video, options, politeness, start, Site};
+    use crate::curator::browser::test_support::{init_tracing, options, politeness};
     use crate::curator::browser::Browser;
-    use axum::http::StatusCode;
-    use std::sync::Arc;
+    use vvtv_testkit::media::test_video;
+    use vvtv_testkit::site::Site;
 
     #[test]
     fn probe_failures_are_explained() {
@@ -183,15 +183,16 @@ mod tests {
     async fn play_probe_reports_what_the_browser_can_play() {
         init_tracing();
         let media = tempfile::tempdir().expect("temp dir");
-        let mut site = Site::new((StatusCode::OK, "User-agent: *\nDisallow: /private/\n"));
-        site.media.insert("/media/good.mp4".into(), make_video(media.path(), "good.mp4", 1280, 720));
-        site.media.insert("/media/low.mp4".into(), make_video(media.path(), "low.mp4", 320, 240));
         let noise: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        site.media.insert("/media/broken.mp4".into(), noise);
-        site.media.insert("/private/clip.mp4".into(), Vec::new());
-        site.redirects.insert("/media/moved.mp4", "/private/clip.mp4");
-        let site = Arc::new(site);
-        let base = start(site.clone()).await;
+        let site = Site::builder()
+            .robots(200, "User-agent: *\nDisallow: /private/\n")
+            .video("/media/good.mp4", test_video(&media.path().join("good.mp4"), (1280, 720), 3, "smpte"))
+            .video("/media/low.mp4", test_video(&media.path().join("low.mp4"), (320, 240), 3, "smpte"))
+            .video("/media/broken.mp4", noise)
+            .video("/private/clip.mp4", Vec::new())
+            .redirect("/media/moved.mp4", "/private/clip.mp4")
+            .start();
+        let base = site.base();
         let robots = politeness();
         let mut browser = Browser::launch(&options(Duration::from_secs(30))).await.expect("Chromium starts");
 

@@ -1,17 +1,14 @@
-//! The browser tests' kit: a fixture web site on 127.0.0.1 that logs every request, test videos, and settings.
+//! What the browser tests share: the fixture site's pages, browser and politeness settings, and a Chromium check.
+//!
+//! The site itself and the test videos come from `vvtv_testkit`; the pages here are what the crawler is tested on.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use vvtv_testkit::site::{Site, SiteBuilder};
 
-use super::{lock, BrowserOptions};
+use super::BrowserOptions;
 use crate::curator::politeness::Politeness;
 
 const UA: &str = "VVTV/0.1 (+https://vvtv.invalid/contact)";
@@ -40,75 +37,6 @@ pub(crate) fn politeness() -> Politeness {
 pub(crate) fn chromium_processes(profile: &Path) -> String {
     let output = Command::new("pgrep").arg("-f").arg(profile).output().expect("pgrep runs");
     String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-// ------------------------------------------------------------------------------------------------------------
-// A fixture web site on 127.0.0.1 that logs every request
-// ------------------------------------------------------------------------------------------------------------
-
-pub(crate) struct Site {
-    robots: (StatusCode, String),
-    pages: HashMap<&'static str, &'static str>,
-    pub(crate) media: HashMap<String, Vec<u8>>,
-    pub(crate) redirects: HashMap<&'static str, &'static str>,
-    log: Mutex<Vec<(std::time::Instant, String)>>,
-    /// A path whose request kills a Chromium process group, to simulate a browser crash.
-    pub(crate) kill_on: Mutex<Option<(String, libc::pid_t)>>,
-}
-
-impl Site {
-    pub(crate) fn new(robots: (StatusCode, &str)) -> Site {
-        Site {
-            robots: (robots.0, robots.1.to_string()),
-            pages: HashMap::new(),
-            media: HashMap::new(),
-            redirects: HashMap::from([("/redirect-private", "/private/trap.html")]),
-            log: Mutex::new(Vec::new()),
-            kill_on: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn requests(&self) -> Vec<(std::time::Instant, String)> {
-        lock(&self.log).clone()
-    }
-
-    pub(crate) fn paths(&self) -> Vec<String> {
-        self.requests().into_iter().map(|(_, path)| path).collect()
-    }
-}
-
-async fn serve(State(site): State<Arc<Site>>, uri: Uri) -> Response {
-    let path = uri.path().to_string();
-    lock(&site.log).push((std::time::Instant::now(), path.clone()));
-    let kill = lock(&site.kill_on).take_if(|(on, _)| *on == path);
-    if let Some((_, pgid)) = kill {
-        // SAFETY: a plain syscall on the test's own Chromium.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    }
-    if path == "/robots.txt" {
-        return (site.robots.0, [(header::CONTENT_TYPE, "text/plain")], site.robots.1.clone()).into_response();
-    }
-    if let Some(target) = site.redirects.get(path.as_str()) {
-        return (StatusCode::FOUND, [(header::LOCATION, *target)]).into_response();
-    }
-    if let Some(bytes) = site.media.get(&path) {
-        return ([(header::CONTENT_TYPE, "video/mp4")], bytes.clone()).into_response();
-    }
-    match site.pages.get(path.as_str()) {
-        Some(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], *html).into_response(),
-        None => (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/html")], "<h1>Not found</h1>").into_response(),
-    }
-}
-
-/// Serves `site` on 127.0.0.1 and returns its base URL (no trailing slash).
-pub(crate) async fn start(site: Arc<Site>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local address");
-    let app = Router::new().fallback(serve).with_state(site);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    format!("http://{addr}")
 }
 
 const ROBOTS: &str = "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n";
@@ -177,9 +105,11 @@ const HANG: &str = "<!doctype html><html><body><script>for (;;) {}</script></bod
 const RECOVER: &str = r#"<!doctype html><html><body><a href="/crash.html">Crash</a> <a href="/hang.html">Hang</a>
     <a href="/cc-by.html">CC BY</a></body></html>"#;
 
-pub(crate) fn fixture_site() -> Site {
-    let mut site = Site::new((StatusCode::OK, ROBOTS));
-    site.pages = HashMap::from([
+/// The fixture site: a robots.txt with a disallowed section, pages that declare videos in every way the crawler
+/// reads, pages that hang or crash the browser, and a redirect into the disallowed section. Its "videos" are not
+/// playable; a test that plays one adds a real one.
+pub(crate) fn fixture_site() -> SiteBuilder {
+    let pages = [
         ("/", INDEX),
         ("/cc-by.html", CC_BY),
         ("/cc0.html", CC0),
@@ -197,29 +127,13 @@ pub(crate) fn fixture_site() -> Site {
         ("/hang.html", HANG),
         ("/crash.html", PLAIN),
         ("/recover.html", RECOVER),
-    ]);
+    ];
+    let mut site = Site::builder().robots(200, ROBOTS).redirect("/redirect-private", "/private/trap.html");
+    for (path, html) in pages {
+        site = site.page(path, html);
+    }
     for name in ["good", "cc0", "unlicensed", "linked", "deep", "low", "broken", "bare", "og"] {
-        site.media.insert(format!("/media/{name}.mp4"), b"not really a video".to_vec());
+        site = site.video(&format!("/media/{name}.mp4"), b"not really a video".to_vec());
     }
     site
-}
-
-/// Test videos made with GStreamer: 3 s of H.264/AAC in MP4 at `width`x`height`.
-pub(crate) fn make_video(dir: &Path, name: &str, width: u32, height: u32) -> Vec<u8> {
-    let path = dir.join(name);
-    let pipeline = format!(
-        "videotestsrc num-buffers=90 ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
-         ! x264enc speed-preset=ultrafast ! h264parse ! mp4mux name=mux faststart=true ! filesink location={} \
-         audiotestsrc num-buffers=140 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! audioconvert \
-         ! avenc_aac ! aacparse ! mux.",
-        path.display()
-    );
-    let status = Command::new("gst-launch-1.0")
-        .arg("-q")
-        .arg("-e")
-        .args(pipeline.split_whitespace())
-        .status()
-        .expect("gst-launch-1.0 runs");
-    assert!(status.success(), "gst-launch-1.0 failed for {name}");
-    std::fs::read(&path).expect("read the generated video")
 }

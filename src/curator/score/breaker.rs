@@ -197,9 +197,9 @@ impl Drop for Permit<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::curator::score::llm_server::{LlmServer, Mode};
     use crate::curator::score::test_support::{nature_documentary, ollama, scorer, style};
     use crate::curator::score::{Protocol, Scorer};
+    use vvtv_testkit::llm::{LlmServer, Mode};
 
     #[tokio::test]
     async fn breaker_opens_after_three_failed_calls_and_stops_calling() {

@@ -165,9 +165,9 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::curator::score::llm_server::{LlmServer, Mode};
     use crate::curator::score::test_support::{nature_documentary, ollama, scorer, style, MODEL};
     use crate::curator::score::{deterministic, Scored, Scorer, DEFAULT_COOL_DOWN};
+    use vvtv_testkit::llm::{LlmServer, Mode};
 
     #[tokio::test]
     async fn ollama_good_answer_decides() {

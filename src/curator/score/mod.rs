@@ -236,10 +236,6 @@ fn human_duration(seconds: f64) -> String {
 }
 
 #[cfg(test)]
-#[path = "../../../tests/common/llm.rs"]
-mod llm_server;
-
-#[cfg(test)]
 mod tests {
     use super::test_support::{nature_documentary, style};
     use super::*;

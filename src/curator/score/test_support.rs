@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use super::llm_server::LlmServer;
 use super::{CandidateInfo, LlmConfig, Protocol, Scorer, Style, DEFAULT_COOL_DOWN};
+use vvtv_testkit::llm::LlmServer;
 
 pub(super) const MODEL: &str = "test-model";
 

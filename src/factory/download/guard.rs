@@ -262,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn follows_a_chain_of_redirects() {
         let content = media(50_000, 15);
-        let server = serve(move |request, _| match request.path.as_str() {
+        let server = Server::start(move |request, _| match request.path.as_str() {
             "/start" => Reply::new(302, "").header("Location", "/hop/one"),
             "/hop/one" => Reply::new(301, "").header("Location", "two"),
             "/hop/two" => {
@@ -271,8 +271,7 @@ mod tests {
             }
             "/final.mp4" => file_reply(request, &content, Some("\"v1\"")),
             _ => Reply::new(404, ""),
-        })
-        .await;
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
 
@@ -287,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn stops_after_too_many_redirects() {
-        let server = serve(|_, index| Reply::new(302, "").header("Location", format!("/loop/{index}"))).await;
+        let server = Server::start(|_, index| Reply::new(302, "").header("Location", format!("/loop/{index}")));
         let dir = tempfile::tempdir().expect("temp dir");
         let url = server.url("/loop");
 
@@ -301,13 +300,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_redirect_into_a_private_network_is_refused() {
-        let server = serve(|request, _| match request.path.as_str() {
+        let server = Server::start(|request, _| match request.path.as_str() {
             "/to-private" => Reply::new(302, "").header("Location", "http://10.1.2.3/admin.mp4"),
             "/to-loopback" => Reply::new(302, "").header("Location", "http://[::1]:9/x.mp4"),
             "/to-ftp" => Reply::new(302, "").header("Location", "ftp://example.com/x.mp4"),
             _ => Reply::new(200, media(10_000, 16)),
-        })
-        .await;
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         // The test server stands in for a public one; everything else private stays refused.
@@ -345,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_refused_unless_private_addresses_are_allowed() {
-        let server = serve(|_, _| Reply::new(200, media(10_000, 17))).await;
+        let server = Server::start(|_, _| Reply::new(200, media(10_000, 17)));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let limits = Limits { allow_private: false, ..limits() };

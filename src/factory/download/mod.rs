@@ -275,7 +275,7 @@ mod tests {
     async fn downloads_a_file_with_the_right_hash_and_size() {
         let content = media(300_000, 1);
         let served = content.clone();
-        let server = serve(move |request, _| file_reply(request, &served, Some("\"v1\""))).await;
+        let server = Server::start(move |request, _| file_reply(request, &served, Some("\"v1\"")));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
 
@@ -299,7 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn not_found_is_permanent_and_removes_the_partial_file() {
-        let server = serve(|_, _| Reply::new(404, "no such clip")).await;
+        let server = Server::start(|_, _| Reply::new(404, "no such clip"));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         std::fs::create_dir_all(part.parent().expect("parent")).expect("work dir");
@@ -319,7 +319,7 @@ mod tests {
 
     #[tokio::test]
     async fn service_unavailable_is_transient_and_keeps_the_partial_file() {
-        let server = serve(|_, _| Reply::new(503, "busy")).await;
+        let server = Server::start(|_, _| Reply::new(503, "busy"));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         std::fs::create_dir_all(part.parent().expect("parent")).expect("work dir");

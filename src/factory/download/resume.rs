@@ -123,7 +123,7 @@ mod tests {
         for drops in [1, 2] {
             let content = media(400_000, 2);
             let served = content.clone();
-            let server = serve(move |request, index| {
+            let server = Server::start(move |request, index| {
                 let reply = file_reply(request, &served, Some("\"v1\"")).paced(16 * 1024, Duration::from_millis(2));
                 // Each of the first answers stops halfway through what it promised.
                 if index < drops {
@@ -132,8 +132,7 @@ mod tests {
                 } else {
                     reply
                 }
-            })
-            .await;
+            });
             let dir = tempfile::tempdir().expect("temp dir");
             let part = part_in(&dir);
 
@@ -164,15 +163,14 @@ mod tests {
     async fn resumes_without_a_validator_when_the_size_matches() {
         let content = media(200_000, 3);
         let served = content.clone();
-        let server = serve(move |request, index| {
+        let server = Server::start(move |request, index| {
             let reply = file_reply(request, &served, None);
             if index == 0 {
                 reply.cut_at(70_000)
             } else {
                 reply
             }
-        })
-        .await;
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
 
@@ -188,7 +186,7 @@ mod tests {
     async fn starts_over_when_the_server_ignores_range() {
         let content = media(300_000, 4);
         let served = content.clone();
-        let server = serve(move |_, index| {
+        let server = Server::start(move |_, index| {
             // Always the whole file with 200, whatever was asked; the first answer drops halfway.
             let reply = Reply::new(200, served.clone()).header("ETag", "\"v1\"");
             if index == 0 {
@@ -196,8 +194,7 @@ mod tests {
             } else {
                 reply
             }
-        })
-        .await;
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
 
@@ -217,8 +214,8 @@ mod tests {
         cut_at: Option<usize>,
     }
 
-    async fn flaky_server(state: Arc<Mutex<Flaky>>) -> Server {
-        serve(move |request, _| {
+    fn flaky_server(state: Arc<Mutex<Flaky>>) -> Server {
+        Server::start(move |request, _| {
             let state = state.lock().expect("flaky state");
             let reply = file_reply(request, &state.content, Some(&state.etag));
             match state.cut_at {
@@ -226,7 +223,6 @@ mod tests {
                 None => reply,
             }
         })
-        .await
     }
 
     #[tokio::test]
@@ -234,7 +230,7 @@ mod tests {
         let content = media(500_000, 5);
         let state =
             Arc::new(Mutex::new(Flaky { content: content.clone(), etag: "\"v1\"".into(), cut_at: Some(40_000) }));
-        let server = flaky_server(state.clone()).await;
+        let server = flaky_server(state.clone());
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/clip.mp4");
@@ -270,7 +266,7 @@ mod tests {
     async fn starts_over_when_the_file_changed_between_calls() {
         let old = media(300_000, 6);
         let state = Arc::new(Mutex::new(Flaky { content: old, etag: "\"v1\"".into(), cut_at: Some(30_000) }));
-        let server = flaky_server(state.clone()).await;
+        let server = flaky_server(state.clone());
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/clip.mp4");
@@ -294,7 +290,7 @@ mod tests {
     async fn a_partial_file_of_another_url_is_not_resumed() {
         let content = media(100_000, 8);
         let served = content.clone();
-        let server = serve(move |request, _| file_reply(request, &served, Some("\"v1\""))).await;
+        let server = Server::start(move |request, _| file_reply(request, &served, Some("\"v1\"")));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         std::fs::create_dir_all(part.parent().expect("parent")).expect("work dir");

@@ -453,12 +453,11 @@ mod tests {
         let mut page = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>".to_vec();
         page.resize(SNIFF_LEN + 10, b' ');
         // Announces a megabyte but sends only the first bytes and then nothing: the download must not wait for more.
-        let server = serve(move |_, _| {
+        let server = Server::start(move |_, _| {
             let mut body = page.clone();
             body.resize(1 << 20, b' ');
             Reply::new(200, body).header("Content-Type", "application/octet-stream").cut_at(SNIFF_LEN + 10).hang()
-        })
-        .await;
+        });
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/movie.mp4");
@@ -475,7 +474,7 @@ mod tests {
     #[tokio::test]
     async fn a_text_html_answer_is_refused() {
         let server =
-            serve(|_, _| Reply::new(200, media(10_000, 11)).header("Content-Type", "text/html; charset=utf-8")).await;
+            Server::start(|_, _| Reply::new(200, media(10_000, 11)).header("Content-Type", "text/html; charset=utf-8"));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
 
@@ -490,7 +489,7 @@ mod tests {
     #[tokio::test]
     async fn an_announced_size_over_the_limit_is_refused_before_the_body() {
         // Announces 10 MB, then sends nothing at all: only the header can have decided.
-        let server = serve(|_, _| Reply::new(200, vec![0; 10 << 20]).cut_at(0).hang()).await;
+        let server = Server::start(|_, _| Reply::new(200, vec![0; 10 << 20]).cut_at(0).hang());
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/big.mp4");
@@ -508,7 +507,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unannounced_body_over_the_limit_is_aborted() {
-        let server = serve(|_, _| Reply::new(200, media(3 << 20, 12)).without_length()).await;
+        let server = Server::start(|_, _| Reply::new(200, media(3 << 20, 12)).without_length());
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/endless.mp4");
@@ -525,7 +524,8 @@ mod tests {
     #[tokio::test]
     async fn a_silent_server_is_a_transient_stall() {
         let content = media(200_000, 13);
-        let server = serve(move |request, _| file_reply(request, &content, Some("\"v1\"")).cut_at(50_000).hang()).await;
+        let server =
+            Server::start(move |request, _| file_reply(request, &content, Some("\"v1\"")).cut_at(50_000).hang());
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/slow.mp4");
@@ -544,7 +544,7 @@ mod tests {
     async fn the_overall_timeout_is_transient_and_says_how_far_it_got() {
         let content = media(1 << 20, 14);
         let server =
-            serve(move |request, _| file_reply(request, &content, None).paced(4096, Duration::from_millis(20))).await;
+            Server::start(move |request, _| file_reply(request, &content, None).paced(4096, Duration::from_millis(20)));
         let dir = tempfile::tempdir().expect("temp dir");
         let part = part_in(&dir);
         let url = server.url("/slow.mp4");
@@ -582,7 +582,7 @@ mod tests {
     #[tokio::test]
     async fn the_deadline_also_bounds_the_pause_before_a_resume() {
         let content = media(200_000, 20);
-        let server = serve(move |request, _| file_reply(request, &content, Some("\"v1\"")).cut_at(10_000)).await;
+        let server = Server::start(move |request, _| file_reply(request, &content, Some("\"v1\"")).cut_at(10_000));
         let dir = tempfile::tempdir().expect("temp dir");
         let limits = Limits { timeout: Duration::from_millis(500), ..limits() };
         let tuning = Tuning { backoff: Duration::from_secs(2), ..quick() };

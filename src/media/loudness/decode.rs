@@ -339,7 +339,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let mkv = dir.path().join("late.mkv");
         // Video from 0 s, audio from 0.5 s: sample 0 must still be running time 0.
-        run_gst(&format!(
+        launch(&format!(
             "matroskamux name=mux ! filesink location={} \
              videotestsrc num-buffers=75 ! video/x-raw,width=160,height=120,framerate=25/1 ! x264enc ! mux. \
              audiotestsrc timestamp-offset=500000000 num-buffers=20 samplesperbuffer=4800 ! \
@@ -360,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let mkv = dir.path().join("two.mkv");
         // First track a sine at −20 dBFS (−20 LUFS), second one much louder.
-        run_gst(&format!(
+        launch(&format!(
             "matroskamux name=mux ! filesink location={} \
              audiotestsrc freq=997 volume=0.1 num-buffers=50 samplesperbuffer=4800 ! \
              audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=192000 ! aacparse ! mux. \
@@ -377,7 +377,7 @@ mod tests {
     fn a_file_with_only_video_has_no_audio() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let mp4 = dir.path().join("video.mp4");
-        run_gst(&format!(
+        launch(&format!(
             "videotestsrc num-buffers=60 ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc ! mp4mux ! \
              filesink location={}",
             mp4.display()
@@ -394,7 +394,7 @@ mod tests {
     fn a_decode_that_delivers_nothing_times_out() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let wav = dir.path().join("tone.wav");
-        run_gst(&format!(
+        launch(&format!(
             "audiotestsrc num-buffers=50 samplesperbuffer=4800 ! audio/x-raw,rate=48000,channels=2 ! wavenc ! \
              filesink location={}",
             wav.display()

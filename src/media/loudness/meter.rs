@@ -62,7 +62,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let wav = dir.path().join("sine.wav");
         // A stereo 997 Hz sine with peaks at −20 dBFS is −20.0 LUFS by definition of the BS.1770 constant.
-        run_gst(&format!(
+        launch(&format!(
             "audiotestsrc wave=sine freq=997 volume=0.1 num-buffers=100 samplesperbuffer=4800 ! \
              audio/x-raw,format=F32LE,rate=48000,channels=2 ! wavenc ! filesink location={}",
             wav.display()

@@ -230,7 +230,7 @@ mod tests {
     fn a_quiet_mono_44k_source_is_upmixed_resampled_and_brought_to_target() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let mp4 = dir.path().join("quiet.mp4");
-        run_gst(&format!(
+        launch(&format!(
             "audiotestsrc wave=pink-noise volume=0.085 num-buffers=80 samplesperbuffer=4410 ! \
              audio/x-raw,rate=44100,channels=1 ! audioconvert ! avenc_aac ! mp4mux ! filesink location={}",
             mp4.display()
@@ -261,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let wav = dir.path().join("loud.wav");
         // Converting to 16 bits clips the overdriven noise hard at full scale.
-        run_gst(&format!(
+        launch(&format!(
             "audiotestsrc wave=pink-noise num-buffers=100 samplesperbuffer=4800 ! \
              audio/x-raw,format=F32LE,rate=48000,channels=2 ! volume volume=4 ! audioconvert ! \
              audio/x-raw,format=S16LE ! wavenc ! filesink location={}",
@@ -367,7 +367,7 @@ mod tests {
         let raw = dir.path().join("source.pcm");
         write_pcm(&raw, &programme(20.0, 0.02, Peaks::Drums))?;
         let source = dir.path().join("source.mp4");
-        encode_aac(&raw, &source)?;
+        aac_in_mp4(&raw, &source)?;
 
         let pcm = dir.path().join("extracted.pcm");
         extract_pcm(&source, &pcm, &|_| {})?.context("no audio")?;
@@ -376,7 +376,7 @@ mod tests {
         assert!(result.limited, "{result:?}");
         assert_meets_contract("before encoding", result.after, -2.0);
         let rendition = dir.path().join("rendition.mp4");
-        encode_aac(&normalized, &rendition)?;
+        aac_in_mp4(&normalized, &rendition)?;
 
         let (ffmpeg_i, ffmpeg_tp) = ffmpeg_meter(&rendition, false)?;
         let ours = measure_file(&rendition)?.context("silent rendition")?;

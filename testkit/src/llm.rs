@@ -4,17 +4,16 @@
 //! It runs on its own thread with its own tokio runtime, so plain `#[test]`s that drive a daemon and
 //! `#[tokio::test]`s can both use it. It speaks just enough HTTP/1.1 for these two endpoints: one request per
 //! connection, bodies sized by `Content-Length`, every answer sent with `Connection: close`.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
+
+use crate::background::Background;
 
 /// How the server answers the next requests.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,8 +53,8 @@ impl Request {
 pub struct LlmServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Requests still being answered (Mode::Slow) are cancelled when it stops.
+    _background: Background,
 }
 
 struct Shared {
@@ -78,21 +77,16 @@ impl Shared {
 impl LlmServer {
     /// Binds 127.0.0.1 on a free port and serves until dropped.
     pub fn start(mode: Mode) -> LlmServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the test LLM server");
-        listener.set_nonblocking(true).expect("make the test LLM listener non-blocking");
-        let addr = listener.local_addr().expect("test LLM server address");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime for the test LLM server");
         let shared = Arc::new(Shared { mode: Mutex::new(mode), requests: Mutex::new(Vec::new()) });
-        let (stop, stopped) = oneshot::channel();
         let served = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("test-llm-server".into())
-            .spawn(move || runtime.block_on(accept_until(listener, served, stopped)))
-            .expect("spawn the test LLM server thread");
-        LlmServer { addr, shared, stop: Some(stop), thread: Some(thread) }
+        let (addr, background) = Background::serve("test-llm-server", move |listener| async move {
+            loop {
+                if let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(answer(stream, served.clone()));
+                }
+            }
+        });
+        LlmServer { addr, shared, _background: background }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:41234`: the endpoints are under it.
@@ -111,32 +105,6 @@ impl LlmServer {
 
     pub fn requests(&self) -> Vec<Request> {
         self.shared.requests.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-}
-
-impl Drop for LlmServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            // Requests still being answered (Mode::Slow) are cancelled when the runtime drops.
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn accept_until(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
-    let listener = TcpListener::from_std(listener).expect("register the test LLM listener with tokio");
-    loop {
-        tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    tokio::spawn(answer(stream, shared.clone()));
-                }
-            }
-        }
     }
 }
 
@@ -226,4 +194,53 @@ async fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
         body.extend_from_slice(&chunk[..n]);
     }
     Some((path, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(server: &LlmServer, path: &str) -> reqwest::Result<Value> {
+        let body = json!({"model": "m", "messages": [{"role": "system", "content": "be brief"},
+                                                    {"role": "user", "content": "score this"}]});
+        reqwest::blocking::Client::new().post(format!("{}{path}", server.url())).json(&body).send()?.json()
+    }
+
+    #[test]
+    fn speaks_both_protocols_and_records_what_it_was_asked() {
+        let server = LlmServer::start(Mode::Good(0.7));
+        let ollama = chat(&server, "/api/chat").expect("ollama answer");
+        let content: Value =
+            serde_json::from_str(ollama["message"]["content"].as_str().expect("content")).expect("json");
+        assert_eq!((content["score"].as_f64(), ollama["model"].as_str()), (Some(0.7), Some("m")));
+        let openai = chat(&server, "/v1/chat/completions").expect("openai answer");
+        assert_eq!(openai["choices"][0]["message"]["role"], "assistant");
+
+        let requests = server.requests();
+        assert_eq!(server.request_count(), 2);
+        assert_eq!((requests[0].path.as_str(), requests[1].path.as_str()), ("/api/chat", "/v1/chat/completions"));
+        assert_eq!(
+            (requests[0].message("system"), requests[0].message("user")),
+            ("be brief".into(), "score this".into())
+        );
+        assert_eq!(requests[0].message("tool"), "");
+    }
+
+    #[test]
+    fn a_sequence_steps_through_its_modes_and_keeps_the_last() {
+        let server = LlmServer::start(Mode::Sequence(vec![Mode::Raw("first".into()), Mode::Down, Mode::Garbage]));
+        let first = chat(&server, "/api/chat").expect("an answer");
+        assert_eq!(first["message"]["content"], "first");
+        assert!(chat(&server, "/api/chat").is_err(), "Down closes without answering");
+        for _ in 0..2 {
+            let garbage = chat(&server, "/api/chat").expect("an answer");
+            assert_eq!(garbage["message"]["content"], "I think this video is quite lovely, really!");
+        }
+        server.set_mode(Mode::Good(0.1));
+        assert!(chat(&server, "/api/chat").expect("an answer")["message"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("0.1"));
+        assert_eq!(server.request_count(), 5);
+    }
 }

@@ -1,0 +1,23 @@
+//! `vvtv-testkit`: the one kit VVTV's unit tests, end-to-end tests and benchmarks share.
+//!
+//! Every piece talks real protocols on 127.0.0.1 (or runs real GStreamer), so a test exercises the product the way
+//! production does. The servers run on their own thread with their own tokio runtime: plain `#[test]`s that drive a
+//! daemon and `#[tokio::test]`s can both use them, and dropping one stops it.
+//!
+//! # Layout
+//! - [`site`]: the fixture web site (pages, files, robots.txt, redirects) with a timed log of every request.
+//! - [`flaky`]: the scriptable HTTP server that misbehaves on purpose (cuts, pacing, hangs, Range/If-Range replies).
+//! - [`media`]: the one media generator: runs a gst-launch description, plus the few clips the tests share.
+//! - [`llm`]: the stand-in for an Ollama or OpenAI-compatible model server.
+//! - [`daemon`]: starts the real `vvtv` binary with a config, reads its log, drives its API and `vvtvctl`, and
+//!   reads the HLS playlists it writes.
+//!
+//! The kit does not depend on the `vvtv` crate: the daemon's own unit tests use it, and where it reads what the daemon
+//! writes (segment names, playlists) it checks the contract independently.
+
+mod background;
+pub mod daemon;
+pub mod flaky;
+pub mod llm;
+pub mod media;
+pub mod site;
