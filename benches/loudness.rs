@@ -6,10 +6,10 @@
 //! the step: CPU time, because wall time is meaningless on a shared machine. Fails if the limited normalize runs
 //! under 60× real time: an hour must normalize in under a minute of CPU.
 
-use anyhow::{Context, Result};
 use std::time::Duration;
 use vvtv::media::loudness::test_signal::{programme, write_pcm, Peaks};
 use vvtv::media::loudness::{extract_pcm, measure_pcm, normalize_pcm};
+use vvtv_testkit::check::{Context, Result};
 use vvtv_testkit::media::aac_in_mp4;
 
 /// The loudness target, true-peak ceiling and gain cap the loudness tests normalize with.

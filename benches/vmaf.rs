@@ -6,7 +6,6 @@
 //! Options (environment): BENCH_KEEP=1 to keep the work dir.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 use vvtv::media::vmaf::{score, Frame};
 
@@ -46,9 +45,7 @@ fn main() {
 /// Runs a gst-launch description to EOS; `{out}` is replaced by `out`.
 fn make(description: &str, out: &Path) {
     let description = description.replace("{out}", &out.display().to_string());
-    let status =
-        Command::new("gst-launch-1.0").arg("-q").args(description.split_whitespace()).status().expect("gst-launch-1.0");
-    assert!(status.success(), "{description}: failed");
+    vvtv_testkit::media::launch(&description).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A source: `frames` frames of [`MOVING`] at `w`x`h`, BT.709, H.264 (`x264` settings) in MP4.

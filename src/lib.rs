@@ -1,4 +1,30 @@
-//! VVTV: an autonomous 24/7 TV station in one daemon. Each module is one room.
+//! VVTV: an autonomous 24/7 TV station in one daemon — it finds videos, judges them, turns them into one house
+//! format, programs them and plays them out as one never-ending HLS stream.
+//!
+//! # Layout
+//! One process, four actors, one store. Each module is one room; a room's `mod.rs` is its handle (the whole public
+//! surface, channel ends only) and its `error.rs` is its error.
+//!
+//! - [`shutdown`]: the station-wide stop signal and the completion guard every task carries.
+//! - [`actor`]: what an actor gets at start ([`actor::Context`]) and the one way to start one.
+//! - [`config`]: the whole TOML schema, with a default for every key and validation that names the key.
+//! - [`business_logic`]: the rules an operator may change at run time without a restart.
+//! - [`store`]: SQLite, the single source of truth, and the only place with SQL (one file per table family).
+//! - [`media`]: every GStreamer pipeline: the house-format contract, the encoder, loudness, VMAF, probe, scan,
+//!   posters and the playout demux; the true-peak limiter is `media/loudness/limiter.rs`.
+//! - [`curator`]: sources (web pages via headless Chromium, feeds, folders) into scored plans; robots.txt in
+//!   `curator/politeness.rs`, licenses in `curator/license.rs`, the LLM behind its breaker in `curator/score/`.
+//! - [`factory`]: jobs into house-format assets or rejections with reasons (download, probe, normalize, gate), and
+//!   the generated clips (demo clips, slates, emergency cards).
+//! - [`planner`]: keeps each channel's schedule filled ahead and says why it chose each item.
+//! - [`broadcaster`]: one per channel: splices the schedule into one HLS timeline without re-encoding; the MPEG-TS
+//!   writer is `broadcaster/ts.rs`, the playlists `broadcaster/playlist/`.
+//! - [`http`]: the origin (HLS, posters) and the control API under `/api/v1` (types in the `vvtv-api` crate).
+//! - [`station`]: builds the store, spawns the actors, wires their handles and runs the shutdown (used by `main`).
+//!
+//! Beside this crate: `api/` (`vvtv-api`, the control API's types shared with the CLI), `vvtvctl/` (the operator's
+//! CLI), `testkit/` (fixture site, flaky server, media generator, LLM stand-in, daemon launcher), `migrations/`,
+//! `tests/` (end to end against a real daemon) and `benches/`.
 
 pub mod actor;
 pub mod broadcaster;

@@ -3,7 +3,7 @@
 //!
 //! [`ProbeError`](super::probe::ProbeError) stays the probe's own: its split between "the station will not take this"
 //! and "try again" is the contract the factory and the curator act on. The VMAF API keeps
-//! [`VmafError`](super::vmaf::VmafError) (it names which of the two files failed); here it appears as the encoder's
+//! [`super::vmaf::VmafError`] (it names which of the two files failed); here it appears as the encoder's
 //! in-run gate, [`MediaError::Quality`].
 
 use super::demux::DemuxError;

@@ -162,18 +162,14 @@ mod tests {
 
     /// 1 s of black, then 1 s of colour bars, then 1 s of black, as an H.264 MP4.
     fn black_bars_black(path: &Path) {
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "gst-launch-1.0 -q concat name=c ! videoconvert ! x264enc key-int-max=10 ! mp4mux ! filesink location={} \
-                 videotestsrc pattern=black num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! c. \
-                 videotestsrc pattern=smpte num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! c. \
-                 videotestsrc pattern=black num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! c.",
-                path.display()
-            ))
-            .status()
-            .unwrap();
-        assert!(status.success());
+        vvtv_testkit::media::launch(&format!(
+            "concat name=c ! videoconvert ! x264enc key-int-max=10 ! mp4mux ! filesink location={} \
+             videotestsrc pattern=black num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! c. \
+             videotestsrc pattern=smpte num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! c. \
+             videotestsrc pattern=black num-buffers=30 ! video/x-raw,width=640,height=360,framerate=30/1 ! c.",
+            path.display()
+        ))
+        .expect("black, bars, black");
     }
 
     #[test]

@@ -3,15 +3,11 @@
 
 use crate::config::{HouseFormatConfig, RungConfig};
 use crate::media::house_format::{HouseFormat, Rung};
-use crate::media::pipeline::{init, launch, run_until_eos, Inputs, PipelineError};
 use crate::media::transcode::{encode, Encoded, Source, TestPattern};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// How long [`make_media`] waits for a test file to be written.
-const MAKE_MEDIA_LIMIT: Duration = Duration::from_secs(600);
+use std::time::Duration;
 
 /// A two-rung ladder that encodes fast on two cores.
 pub(crate) fn small() -> HouseFormat {
@@ -106,20 +102,10 @@ pub(crate) fn avcc(path: &Path) -> Vec<u8> {
     panic!("{}: no avcC", path.display());
 }
 
-/// Writes test media with a gst-launch description ending in `filesink location={out}`; gives up after 600 s.
+/// Writes test media with a gst-launch description ending in `filesink location={out}` (the test kit's generator).
 pub(crate) fn make_media(description: &str, out: &Path) {
     let description = description.replace("{out}", &out.display().to_string());
-    init("test media").expect("gst init");
-    let pipeline = launch("test media", &description).unwrap_or_else(|e| panic!("{description}: {e}"));
-    let started = Instant::now();
-    let mut tick = || match started.elapsed() {
-        elapsed if elapsed > MAKE_MEDIA_LIMIT => {
-            Err(PipelineError::Timeout { what: "test media".into(), elapsed, reason: "not written".into() })
-        }
-        _ => Ok(()),
-    };
-    run_until_eos(&pipeline, "test media", &Inputs::none(), &mut tick, &|| {})
-        .unwrap_or_else(|e| panic!("{description}: {e}"));
+    vvtv_testkit::media::launch(&description).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Checks one rendition against the house format and returns its keyframe times.

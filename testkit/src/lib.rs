@@ -5,6 +5,7 @@
 //! daemon and `#[tokio::test]`s can both use them, and dropping one stops it.
 //!
 //! # Layout
+//! - [`check`]: the error type and `context` of test code.
 //! - [`site`]: the fixture web site (pages, files, robots.txt, redirects) with a timed log of every request.
 //! - [`flaky`]: the scriptable HTTP server that misbehaves on purpose (cuts, pacing, hangs, Range/If-Range replies).
 //! - [`media`]: the one media generator: runs a gst-launch description, plus the few clips the tests share.
@@ -16,6 +17,7 @@
 //! writes (segment names, playlists) it checks the contract independently.
 
 mod background;
+pub mod check;
 pub mod daemon;
 pub mod flaky;
 pub mod llm;

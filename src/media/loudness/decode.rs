@@ -332,7 +332,7 @@ mod tests {
     use super::super::test_support::*;
     use super::super::{extract_pcm, measure_file};
     use super::*;
-    use anyhow::{Context, Result};
+    use vvtv_testkit::check::{Context, Result};
 
     #[test]
     fn audio_starting_late_is_preceded_by_silence_and_video_is_not_decoded() -> Result<()> {

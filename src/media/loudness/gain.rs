@@ -316,7 +316,7 @@ mod tests {
     use super::super::normalize_pcm;
     use super::super::test_support::*;
     use super::*;
-    use anyhow::{Context, Result};
+    use vvtv_testkit::check::{Context, Result};
 
     #[test]
     fn a_peaky_source_is_limited_to_the_ceiling_and_reaches_target() -> Result<()> {

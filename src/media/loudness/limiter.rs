@@ -278,8 +278,8 @@ mod tests {
     use super::super::normalize_pcm;
     use super::super::test_support::*;
     use super::*;
-    use anyhow::Result;
     use std::f64::consts::{FRAC_PI_4, TAU};
+    use vvtv_testkit::check::Result;
 
     #[test]
     fn the_true_peak_detector_finds_peaks_between_samples() {

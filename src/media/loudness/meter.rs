@@ -55,7 +55,7 @@ impl Meter {
 mod tests {
     use super::super::test_support::*;
     use super::super::{extract_pcm, measure_file, measure_pcm};
-    use anyhow::{Context, Result};
+    use vvtv_testkit::check::{Context, Result};
 
     #[test]
     fn a_known_sine_reads_its_level_on_both_meters() -> Result<()> {

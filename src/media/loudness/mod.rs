@@ -223,8 +223,8 @@ fn check_settings(input: &Path, target: f64, ceiling: f64, max_gain: f64) -> Res
 mod tests {
     use super::test_support::*;
     use super::*;
-    use anyhow::{Context, Result};
     use std::f64::consts::TAU;
+    use vvtv_testkit::check::{Context, Result};
 
     #[test]
     fn a_quiet_mono_44k_source_is_upmixed_resampled_and_brought_to_target() -> Result<()> {

@@ -5,8 +5,8 @@
 
 pub(super) use super::test_signal::{programme, write_pcm, Noise, Peaks};
 use super::Loudness;
-use anyhow::{Context, Result};
 use std::path::Path;
+use vvtv_testkit::check::{Context, Result};
 pub(super) use vvtv_testkit::media::{aac_in_mp4, launch};
 
 pub(super) const TARGET: f64 = -14.0;

@@ -16,10 +16,10 @@
 //! Subsampling scores frames 0, N, 2N, … and gives each the score it has at full rate. The expensive spatial
 //! features (VIF, ADM) run only on those frames; the temporal one (motion, the reference's change from the frame
 //! before and to the frame after) needs the reference's luma of the two neighbours, so only windows of three frames
-//! are handed to libvmaf (see [`Scorer::new`]). Feeding only every Nth frame would measure motion across N-frame gaps
+//! are handed to libvmaf (see `Scorer::new` in `scorer.rs`). Feeding only every Nth frame would measure motion across N-frame gaps
 //! and bias the score upwards; feeding every frame would compute motion N times per scored frame instead of 3.
 //!
-//! The house-format encoder uses the same scorer during its own run ([`score_stream`]): its top rung's input frames
+//! The house-format encoder uses the same scorer during its own run (`score_stream`): its top rung's input frames
 //! are the reference and its output is decoded again, so the source is decoded once for encoding and gating.
 //!
 //! - `reader.rs`: decoding a file into frames; `scorer.rs`: which frames libvmaf gets and the pooling of their
