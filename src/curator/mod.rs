@@ -34,8 +34,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use vvtv_api::curator::{
-    Approved, BreakerPhase, BreakerReport, CuratorState, CuratorStatus, DiscoveryReport as Report, PlannedItem,
-    RejectedItem, RunSummary,
+    Approved, BreakerReport, CuratorState, CuratorStatus, DiscoveryReport as Report, PlannedItem, RejectedItem,
+    RunSummary,
 };
 
 /// Video files a folder source takes.
@@ -112,21 +112,8 @@ impl CuratorHandle {
     }
 }
 
-/// The scorer's breaker as the API shows it.
 fn breaker_report(scorer: &Scorer) -> BreakerReport {
-    let b = scorer.breaker();
-    let state = match b.state.as_str() {
-        "open" => BreakerPhase::Open,
-        "half-open" => BreakerPhase::HalfOpen,
-        "disabled" => BreakerPhase::Disabled,
-        _ => BreakerPhase::Closed,
-    };
-    BreakerReport {
-        state,
-        consecutive_failures: b.consecutive_failures,
-        opened_at: b.opened_at_ms.and_then(chrono::DateTime::from_timestamp_millis),
-        last_error: b.last_error,
-    }
+    scorer.breaker()
 }
 
 fn http_client(config: &Config) -> reqwest::Client {

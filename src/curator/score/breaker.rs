@@ -11,7 +11,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::BreakerState;
+use super::{BreakerPhase, BreakerState};
+use chrono::{DateTime, Utc};
 
 /// Consecutive failed calls that open the breaker.
 pub const FAILURES_TO_OPEN: u32 = 3;
@@ -32,7 +33,8 @@ struct Breaker {
     cool_down: Duration,
     consecutive_failures: u32,
     opened_at: Option<Instant>,
-    opened_at_ms: Option<i64>,
+    /// The same moment on the wall clock, for operators.
+    opened_at_wall: Option<DateTime<Utc>>,
     last_error: Option<String>,
     /// Bumped at every change of phase. A call reports with the generation it was admitted in, and a report from
     /// an older generation is ignored: a slow call started while closed must not close a breaker that opened since,
@@ -47,7 +49,7 @@ impl Breaker {
             cool_down,
             consecutive_failures: 0,
             opened_at: None,
-            opened_at_ms: None,
+            opened_at_wall: None,
             last_error,
             generation: 0,
         }
@@ -77,7 +79,7 @@ impl Breaker {
             tracing::info!("LLM breaker closed: the trial call succeeded");
             self.enter(Phase::Closed);
             self.opened_at = None;
-            self.opened_at_ms = None;
+            self.opened_at_wall = None;
         }
     }
 
@@ -101,7 +103,7 @@ impl Breaker {
             );
             self.enter(Phase::Open);
             self.opened_at = Some(now);
-            self.opened_at_ms = Some(chrono::Utc::now().timestamp_millis());
+            self.opened_at_wall = Some(Utc::now());
         }
     }
 
@@ -124,16 +126,16 @@ impl Breaker {
 
     fn snapshot(&self, now: Instant, enabled: bool) -> BreakerState {
         let state = match self.phase {
-            _ if !enabled => "disabled",
-            Phase::Closed => "closed",
-            Phase::Open if self.cooled_down(now) => "half-open",
-            Phase::Open => "open",
-            Phase::HalfOpen => "half-open",
+            _ if !enabled => BreakerPhase::Disabled,
+            Phase::Closed => BreakerPhase::Closed,
+            Phase::Open if self.cooled_down(now) => BreakerPhase::HalfOpen,
+            Phase::Open => BreakerPhase::Open,
+            Phase::HalfOpen => BreakerPhase::HalfOpen,
         };
         BreakerState {
-            state: state.to_string(),
+            state,
             consecutive_failures: self.consecutive_failures,
-            opened_at_ms: self.opened_at_ms,
+            opened_at: self.opened_at_wall,
             last_error: self.last_error.clone(),
         }
     }
@@ -208,14 +210,14 @@ mod tests {
         for failures in 1..=2 {
             let scored = s.score(&style(), &nature_documentary()).await;
             assert_eq!(scored.scorer, "deterministic");
-            assert_eq!(s.breaker().state, "closed");
+            assert_eq!(s.breaker().state, BreakerPhase::Closed);
             assert_eq!(s.breaker().consecutive_failures, failures);
         }
         s.score(&style(), &nature_documentary()).await;
         let breaker = s.breaker();
-        assert_eq!(breaker.state, "open");
+        assert_eq!(breaker.state, BreakerPhase::Open);
         assert_eq!(breaker.consecutive_failures, 3);
-        assert!(breaker.opened_at_ms.is_some());
+        assert!(breaker.opened_at.is_some());
         let last_error = breaker.last_error.clone().unwrap_or_default();
         assert!(last_error.contains("unreachable"), "{last_error}");
         assert_eq!(server.request_count(), 3);
@@ -239,7 +241,7 @@ mod tests {
             server.set_mode(mode);
             s.score(&style(), &nature_documentary()).await;
         }
-        assert_eq!(s.breaker().state, "closed");
+        assert_eq!(s.breaker().state, BreakerPhase::Closed);
         assert_eq!(s.breaker().consecutive_failures, 2);
     }
 
@@ -251,9 +253,9 @@ mod tests {
         for _ in 0..FAILURES_TO_OPEN {
             s.score(&style(), &nature_documentary()).await;
         }
-        assert_eq!(s.breaker().state, "open");
+        assert_eq!(s.breaker().state, BreakerPhase::Open);
         tokio::time::sleep(cool_down + Duration::from_millis(100)).await;
-        assert_eq!(s.breaker().state, "half-open");
+        assert_eq!(s.breaker().state, BreakerPhase::HalfOpen);
         s
     }
 
@@ -277,7 +279,7 @@ mod tests {
         assert_eq!(server.request_count(), before + 1);
 
         let breaker = s.breaker();
-        assert_eq!((breaker.state.as_str(), breaker.consecutive_failures, breaker.opened_at_ms), ("closed", 0, None));
+        assert_eq!((breaker.state, breaker.consecutive_failures, breaker.opened_at), (BreakerPhase::Closed, 0, None));
         // Closed again: every candidate asks the LLM.
         server.set_mode(Mode::Good(0.9));
         assert_eq!(s.score(&style, &c).await.scorer, "llm:test-model");
@@ -288,16 +290,16 @@ mod tests {
     async fn half_open_trial_failure_reopens_with_a_fresh_cool_down() {
         let server = LlmServer::start(Mode::Down);
         let s = cooled_down_breaker(&server).await;
-        let first_opened = s.breaker().opened_at_ms;
+        let first_opened = s.breaker().opened_at;
         let before = server.request_count();
 
         let scored = s.score(&style(), &nature_documentary()).await;
         assert_eq!(scored.scorer, "deterministic");
         assert_eq!(server.request_count(), before + 1);
         let breaker = s.breaker();
-        assert_eq!(breaker.state, "open");
+        assert_eq!(breaker.state, BreakerPhase::Open);
         assert_eq!(breaker.consecutive_failures, FAILURES_TO_OPEN + 1);
-        assert!(breaker.opened_at_ms > first_opened, "{breaker:?} vs {first_opened:?}");
+        assert!(breaker.opened_at > first_opened, "{breaker:?} vs {first_opened:?}");
 
         // The fresh cool-down holds the next candidates back, even with the LLM healthy again.
         server.set_mode(Mode::Good(0.9));
@@ -318,7 +320,7 @@ mod tests {
         server.set_mode(Mode::Good(0.9));
         let scored = s.score(&style(), &nature_documentary()).await;
         assert_eq!(scored.scorer, "llm:test-model");
-        assert_eq!(s.breaker().state, "closed");
+        assert_eq!(s.breaker().state, BreakerPhase::Closed);
     }
 
     #[test]

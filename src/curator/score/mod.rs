@@ -126,16 +126,7 @@ impl FromStr for Protocol {
 }
 
 /// The breaker as the control API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BreakerState {
-    /// `closed`, `open`, `half-open` (cooled down or trying; the next call is the trial) or `disabled` (no LLM).
-    pub state: String,
-    pub consecutive_failures: u32,
-    /// When the breaker last opened, in Unix milliseconds; `None` while closed.
-    pub opened_at_ms: Option<i64>,
-    /// The last LLM failure seen, kept after the breaker closes again so an operator can still read it.
-    pub last_error: Option<String>,
-}
+pub use vvtv_api::curator::{BreakerPhase, BreakerReport as BreakerState};
 
 /// Scores candidates with the LLM behind the breaker, or deterministically. Cheap to clone and share across tasks.
 #[derive(Debug, Clone)]
@@ -245,7 +236,7 @@ mod tests {
         let s = Scorer::new(None, DEFAULT_COOL_DOWN);
         assert_eq!(
             s.breaker(),
-            BreakerState { state: "disabled".into(), consecutive_failures: 0, opened_at_ms: None, last_error: None }
+            BreakerState { state: BreakerPhase::Disabled, consecutive_failures: 0, opened_at: None, last_error: None }
         );
         let scored = s.score(&style(), &nature_documentary()).await;
         assert_eq!(scored, deterministic(&style(), &nature_documentary()));

@@ -5,6 +5,7 @@
 //! the pace (back-pressure) and a decode that stalls is noticed and abandoned.
 
 use super::{LoudnessError, FRAME_BYTES, PCM_CHANNELS, PCM_RATE};
+use crate::media::pipeline::{bus_error, Inputs};
 use gst::prelude::*;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,19 +25,6 @@ impl LoudnessError {
     fn pipeline(path: &Path, reason: impl ToString) -> LoudnessError {
         LoudnessError::Pipeline { path: path.to_owned(), reason: reason.to_string() }
     }
-
-    /// Turns a bus error into a typed error naming the element that posted it.
-    fn from_bus(path: &Path, err: &gst::message::Error) -> LoudnessError {
-        // The debug string reads "file.c(123): function (): /Gst/Path:\nactual detail"; only the detail helps an
-        // operator, and without one the debug string is just the source location.
-        let detail = err.debug().and_then(|d| d.split_once('\n').map(|(_, tail)| tail.trim().to_owned()));
-        LoudnessError::Decode {
-            path: path.to_owned(),
-            element: err.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into()),
-            reason: err.error().to_string(),
-            detail: detail.filter(|d| !d.is_empty()),
-        }
-    }
 }
 
 /// What the decodebin callbacks found, shared with the thread that drives the pipeline.
@@ -52,6 +40,8 @@ struct Streams {
 
 /// A decoding pipeline, set to `Null` when dropped so no streaming thread outlives the call, whatever the outcome.
 struct Decoding {
+    /// The elements that read the source: their failures are the source's fault.
+    inputs: Inputs,
     pipeline: gst::Pipeline,
     streams: Arc<Mutex<Streams>>,
 }
@@ -122,7 +112,7 @@ fn build_decoder(source: &Path) -> Result<Decoding, LoudnessError> {
             gst::message::Application::builder(gst::Structure::new_empty(ALL_STREAMS_FOUND)).src(decodebin).build();
         let _ = decodebin.post_message(msg);
     });
-    Ok(Decoding { pipeline, streams })
+    Ok(Decoding { inputs: Inputs::new([src, decodebin]), pipeline, streams })
 }
 
 /// Keeps decodebin from decoding what would be thrown away: pictures (decoding video costs far more than the audio
@@ -230,11 +220,9 @@ fn drive(
     let bus = pipeline.bus().ok_or_else(|| LoudnessError::pipeline(source, "pipeline has no bus"))?;
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason is on the bus; a failed state change without one is reported as such.
-        return Err(match bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]) {
-            Some(msg) => match msg.view() {
-                gst::MessageView::Error(err) => LoudnessError::from_bus(source, err),
-                _ => LoudnessError::pipeline(source, "cannot start"),
-            },
+        let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error]);
+        return Err(match msg.and_then(|msg| bus_error(&msg, &decoding.inputs)) {
+            Some(failure) => LoudnessError::Decode { path: source.to_owned(), failure },
             None => LoudnessError::pipeline(source, "cannot start"),
         });
     }
@@ -265,6 +253,9 @@ fn drive(
         // before popping anything.
         let message = if flowing { bus.pop_filtered(&types) } else { bus.timed_pop_filtered(POLL, &types) };
         if let Some(msg) = message {
+            if let Some(failure) = bus_error(&msg, &decoding.inputs) {
+                return Err(LoudnessError::Decode { path: source.to_owned(), failure });
+            }
             match msg.view() {
                 gst::MessageView::Eos(_) => {
                     // EOS is posted when every sink has it; the appsink may still hold queued samples.
@@ -275,7 +266,6 @@ fn drive(
                     }
                     break;
                 }
-                gst::MessageView::Error(err) => return Err(LoudnessError::from_bus(source, err)),
                 gst::MessageView::Application(app)
                     if app.structure().is_some_and(|s| s.name() == ALL_STREAMS_FOUND) && sink.is_none() =>
                 {

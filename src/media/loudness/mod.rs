@@ -88,8 +88,8 @@ pub enum LoudnessError {
     #[error("{}: cannot build the decoding pipeline: {reason}", path.display())]
     Pipeline { path: PathBuf, reason: String },
     /// GStreamer reported an error while decoding, from the element named.
-    #[error("{}: {element}: {reason}{}", path.display(), detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
-    Decode { path: PathBuf, element: String, reason: String, detail: Option<String> },
+    #[error("{}: {failure}", path.display())]
+    Decode { path: PathBuf, failure: crate::media::pipeline::ElementFailure },
     /// The file has audio, but no installed decoder handles it.
     #[error("{}: the audio stream ({caps}) cannot be decoded: no decoder is installed for it", path.display())]
     Undecodable { path: PathBuf, caps: String },
