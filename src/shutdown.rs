@@ -57,7 +57,7 @@ impl ShutdownSwitch {
         Shutdown { is_shutdown: false, notify: self.notify.subscribe(), _complete: self.complete_tx.clone() }
     }
 
-    /// A cheap handle that can hand out [`Shutdown`]s later (kept by the actors' [`crate::actor::Context`]).
+    /// A cheap handle that can hand out [`Shutdown`]s later (each actor's context keeps one).
     pub fn subscriber(&self) -> ShutdownSubscriber {
         ShutdownSubscriber { notify: self.notify.clone(), complete: self.complete_tx.clone() }
     }

@@ -13,9 +13,9 @@
 //! dropping a trailing frame or inserting a silent one.
 
 use super::ts::{Adts, Audio, Avc, Closed, Segmenter, SegmenterSettings, Video};
+use crate::media::demux::DemuxError;
 use crate::media::demux::{DemuxSettings, ItemDemux, OnSample, Refusal, Stream};
 use crate::media::scan::running_times;
-use crate::media::MediaError;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -31,7 +31,7 @@ pub enum EngineError {
     Pipeline { what: String, reason: String },
     /// An item's pipeline failed (see [`ItemDemux`]).
     #[error(transparent)]
-    Media(#[from] MediaError),
+    Demux(#[from] DemuxError),
 }
 
 fn pipe_err(what: impl Into<String>, reason: impl std::fmt::Display) -> EngineError {

@@ -147,7 +147,7 @@ impl Broadcaster {
     async fn start_playout(&mut self) -> Result<std::thread::JoinHandle<()>, BroadcasterError> {
         let hf = HouseFormat::from_config(&self.config.house_format);
         let slate = feed::ensure_slate(&self.store, &self.factory, &self.channel, &hf).await?;
-        let hls_dir = self.config.storage.hls_dir().join(&self.id.0);
+        let hls_dir = self.config.storage.hls_dir().join(self.id.as_str());
         let b = &self.config.broadcaster;
         let segment = Duration::from_secs(u64::from(hf.segment_seconds));
         let (hf2, samples) = (hf.clone(), slate.item.files.clone());

@@ -7,7 +7,6 @@
 //! arrives early. Pacing is the broadcaster's too: it gives every item pipeline the channel's clock and sets the base
 //! time itself ([`ItemDemux::set_base_time`]), so switching delays never accumulate.
 
-use super::error::MediaError;
 use super::pipeline::{bus_error, ElementFailure, Fault, Inputs};
 use gst::prelude::*;
 use std::path::{Path, PathBuf};
@@ -97,7 +96,7 @@ impl ItemDemux {
     pub fn open(
         settings: &DemuxSettings,
         mut on_stream: impl FnMut(Stream) -> OnSample,
-    ) -> Result<ItemDemux, MediaError> {
+    ) -> Result<ItemDemux, DemuxError> {
         let title = settings.title;
         let pipeline = gst::Pipeline::with_name(&format!(
             "item-{}",
@@ -192,16 +191,16 @@ impl ItemDemux {
         Ok(())
     }
 
-    fn item_error(&self, reason: impl std::fmt::Display) -> MediaError {
-        DemuxError::Item { title: self.title.clone(), reason: reason.to_string() }.into()
+    fn item_error(&self, reason: impl std::fmt::Display) -> DemuxError {
+        DemuxError::Item { title: self.title.clone(), reason: reason.to_string() }
     }
 
-    fn element_error(&self, failure: ElementFailure) -> MediaError {
-        DemuxError::Element { file: self.file.clone(), failure }.into()
+    fn element_error(&self, failure: ElementFailure) -> DemuxError {
+        DemuxError::Element { file: self.file.clone(), failure }
     }
 
     /// Waits for the preroll; fails with the pipeline's error, or when it takes longer than 20 s.
-    pub fn wait_preroll(&self) -> Result<(), MediaError> {
+    pub fn wait_preroll(&self) -> Result<(), DemuxError> {
         let (res, _, _) = self.pipeline.state(gst::ClockTime::from_nseconds(PREROLL_LIMIT.as_nanos() as u64));
         if res.is_err() {
             return Err(self
@@ -212,7 +211,7 @@ impl ItemDemux {
     }
 
     /// The first error the item pipeline posted, naming the element and file.
-    pub fn error(&self) -> Option<MediaError> {
+    pub fn error(&self) -> Option<DemuxError> {
         let bus = self.pipeline.bus()?;
         let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
         bus_error(&msg, &self.inputs).map(|failure| self.element_error(failure))
@@ -224,13 +223,13 @@ impl ItemDemux {
     }
 
     /// Lets the samples flow (paced by the sinks when `sync`).
-    pub fn play(&self) -> Result<(), MediaError> {
+    pub fn play(&self) -> Result<(), DemuxError> {
         self.pipeline.set_state(gst::State::Playing).map_err(|e| self.item_error(e))?;
         Ok(())
     }
 
     /// Waits up to `wait` for the item to end; Ok(true) at EOS.
-    pub fn poll_end(&self, wait: Duration) -> Result<bool, MediaError> {
+    pub fn poll_end(&self, wait: Duration) -> Result<bool, DemuxError> {
         let Some(bus) = self.pipeline.bus() else { return Ok(true) };
         let types = [gst::MessageType::Eos, gst::MessageType::Error];
         match bus.timed_pop_filtered(gst::ClockTime::from_nseconds(wait.as_nanos() as u64), &types) {
@@ -251,7 +250,7 @@ impl ItemDemux {
 mod tests {
     use super::*;
 
-    fn open(files: &[PathBuf]) -> Result<ItemDemux, MediaError> {
+    fn open(files: &[PathBuf]) -> Result<ItemDemux, DemuxError> {
         crate::media::pipeline::init("test").expect("gst init");
         let clock = gst::SystemClock::obtain();
         let settings = DemuxSettings { title: "clip A", files, sync: false, clock: &clock, start_ns: 0 };
@@ -279,7 +278,7 @@ mod tests {
         };
         let text = err.to_string();
         assert!(text.starts_with(&format!("{}: cannot demux: qtdemux", garbage.display())), "{text}");
-        assert!(matches!(err, MediaError::Demux(DemuxError::Element { .. })), "{err:?}");
+        assert!(matches!(err, DemuxError::Element { .. }), "{err:?}");
         assert_eq!(err.fault(), Some(Fault::Input), "{err:?}");
     }
 }

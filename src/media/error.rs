@@ -24,7 +24,7 @@ pub enum MediaError {
     Io { what: String, path: PathBuf, source: std::io::Error },
     #[error("{what}: house format: {reason}")]
     Settings { what: String, reason: String },
-    /// The VMAF measured during the encode ([`encode_scored`](super::transcode::encode_scored)) could not be computed.
+    /// The VMAF measured during the encode (`transcode::encode_scored`) could not be computed.
     #[error("{what}: {source}")]
     Quality { what: String, source: Box<VmafError> },
 }

@@ -8,7 +8,7 @@
 //! - audio: AAC-LC 48 kHz stereo, cut or padded to the video's duration;
 //! - container: one MP4 per rung.
 //!
-//! The encoder that turns a source into this format is [`crate::media::transcode`].
+//! The encoder that turns a source into this format is `media/transcode/`.
 
 use crate::config::HouseFormatConfig;
 use std::time::Duration;
@@ -104,7 +104,7 @@ impl HouseFormat {
     }
 
     /// Where [`HouseFormat::top_rung`] stands in the ladder (and its rendition in
-    /// [`Encoded::renditions`](crate::media::transcode::Encoded::renditions)).
+    /// the encoder's `Encoded::renditions`).
     pub fn top_rung_index(&self) -> Option<usize> {
         (0..self.rungs.len()).max_by_key(|&i| u64::from(self.rungs[i].width) * u64::from(self.rungs[i].height))
     }
