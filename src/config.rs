@@ -34,6 +34,7 @@ pub struct Config {
     pub curator: CuratorConfig,
     pub planner: PlannerConfig,
     pub log: LogConfig,
+    pub access: AccessConfig,
 }
 
 impl Default for Config {
@@ -48,6 +49,42 @@ impl Default for Config {
             curator: CuratorConfig::default(),
             planner: PlannerConfig::default(),
             log: LogConfig::default(),
+            access: AccessConfig::default(),
+        }
+    }
+}
+
+/// Who may watch: signed viewer URLs, an age gate on the page, and countries allowed or refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Viewer URLs (`/hls/…`, and the page's stream URLs) need a path token: `/s/{expiry}/{token}/hls/{channel}/…`
+    /// with token = HMAC-SHA256(secret, "{expiry}/hls/{channel}/") in hex. The secret is `data_dir/access.secret`
+    /// (made 0600 on first start); a CDN edge holding it can verify the same token.
+    pub signed_urls: bool,
+    /// How long the URLs the page and `vvtvctl sign-url` make stay valid, by default.
+    pub default_ttl_seconds: u64,
+    /// The page asks viewers to confirm their age before playing (remembered in the browser).
+    pub age_gate: bool,
+    pub age_gate_text: String,
+    /// The request header the CDN puts the viewer's ISO 3166 country code in.
+    pub geo_header: String,
+    /// When not empty, only these countries may watch.
+    pub geo_allow: Vec<String>,
+    /// These countries may not watch.
+    pub geo_deny: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            signed_urls: false,
+            default_ttl_seconds: 6 * 3600,
+            age_gate: false,
+            age_gate_text: "This channel is for viewers aged 18 and over.".into(),
+            geo_header: "CF-IPCountry".into(),
+            geo_allow: Vec::new(),
+            geo_deny: Vec::new(),
         }
     }
 }
@@ -109,6 +146,9 @@ impl StorageConfig {
     }
     pub fn hls_dir(&self) -> PathBuf {
         self.data_dir.join("hls")
+    }
+    pub fn access_secret_path(&self) -> PathBuf {
+        self.data_dir.join("access.secret")
     }
     pub fn cache_dir(&self) -> PathBuf {
         self.data_dir.join("cache")
@@ -554,6 +594,24 @@ impl Config {
                 }
             }
         }
+        let a = &self.access;
+        if !(60..=366 * 24 * 3600).contains(&a.default_ttl_seconds) {
+            return Err(invalid(
+                "access.default_ttl_seconds",
+                format!("{} is outside 60..=31622400", a.default_ttl_seconds),
+            ));
+        }
+        if a.geo_header.trim().is_empty() || axum::http::HeaderName::try_from(a.geo_header.trim()).is_err() {
+            return Err(invalid("access.geo_header", format!("{:?} is not a header name", a.geo_header)));
+        }
+        for (key, list) in [("access.geo_allow", &a.geo_allow), ("access.geo_deny", &a.geo_deny)] {
+            if let Some((i, code)) = list.iter().enumerate().find(|(_, c)| !is_country(c)) {
+                return Err(invalid(
+                    format!("{key}[{i}]"),
+                    format!("{code:?} is not an ISO 3166 alpha-2 code like \"DE\""),
+                ));
+            }
+        }
         let p = &self.planner;
         if !(1..=24 * 60).contains(&p.buffer_minutes) {
             return Err(invalid("planner.buffer_minutes", format!("{} is outside 1..=1440", p.buffer_minutes)));
@@ -563,6 +621,11 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Two ASCII capital letters (`DE`, `US`): the form CDNs send countries in.
+fn is_country(code: &str) -> bool {
+    code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// `[a-z0-9-]+`: safe in URLs and file names.

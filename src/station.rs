@@ -24,6 +24,8 @@ pub enum StationError {
     #[error(transparent)]
     Token(#[from] http::auth::TokenError),
     #[error(transparent)]
+    Secret(#[from] http::access::SecretError),
+    #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -45,6 +47,7 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
     let data_dir = &config.storage.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| StationError::DataDir { path: data_dir.clone(), source })?;
     let token = http::auth::load_or_create_token(&config.storage.token_path())?;
+    let access = http::access::Access::load(&config.access, &config.storage.access_secret_path())?;
     let store = Store::open(&config.storage.db_path()).await?;
     for c in &config.channels {
         store.upsert_channel(&ChannelId(c.id.clone()), &c.name).await?;
@@ -82,6 +85,7 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
         store: store.clone(),
         handles,
         token: Arc::new(token),
+        access,
         started: Instant::now(),
     });
     actor::spawn("http", &ctx, |mut shutdown| async move {

@@ -74,3 +74,20 @@ pub struct EmergencyRequest {
 pub struct Message {
     pub message: String,
 }
+
+/// `POST /api/v1/channels/{channel}/sign-url`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// How long the URL stays valid, in seconds (default `access.default_ttl_seconds`).
+    pub ttl_seconds: Option<u64>,
+}
+
+/// A viewer URL path for a channel's playlist; signed when `access.signed_urls` is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SignedUrl {
+    /// Relative to the daemon's (or the CDN's) base URL.
+    pub path: String,
+    /// When it stops working (Unix seconds); null when URLs are not signed.
+    pub expires: Option<u64>,
+}

@@ -1,6 +1,7 @@
 //! The HTTP server: health, the HLS origin, posters and the control API used by vvtvctl (the player page and metrics
 //! arrive with their issues). Every router gets the same [`AppState`].
 
+pub mod access;
 pub mod api;
 pub mod auth;
 mod error;
@@ -45,15 +46,19 @@ pub struct AppState {
     pub handles: Handles,
     /// Bearer token of the control API.
     pub token: Arc<String>,
+    /// Signed viewer URLs and country rules.
+    pub access: access::Access,
     pub started: Instant,
 }
 
 pub fn router(state: AppState) -> Router {
     let channels: Vec<String> = state.config.channels.iter().map(|c| c.id.clone()).collect();
-    Router::new()
+    let access = state.access.clone();
+    let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
         .merge(posters::router())
-        .with_state(state)
+        .with_state(state);
+    access::layer(app, access)
 }

@@ -10,7 +10,7 @@ use client::{Answer, Client, Failure};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
-use vvtv_api::broadcast::{EmergencyRequest, Message, StreamingStatus};
+use vvtv_api::broadcast::{EmergencyRequest, Message, SignRequest, SignedUrl, StreamingStatus};
 use vvtv_api::curator::{Approved, DiscoverRequest, DiscoveryReport};
 use vvtv_api::factory::{EmergencyFlag, IngestRequest, JobReport};
 use vvtv_api::station::{AssetList, BusinessLogicValues, EventList, JobList, PlanList, QueueReport, StatusReport};
@@ -89,6 +89,14 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         action: JobsAction,
+    },
+    /// Print a viewer URL for a channel's stream (signed when the station's access.signed_urls is on).
+    SignUrl {
+        #[arg(long, default_value = "main")]
+        channel: String,
+        /// How long it stays valid: 90s, 30m, 6h, 2d (default: the station's access.default_ttl_seconds).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<u64>,
     },
     /// Rules that can change at run time.
     BusinessLogic {
@@ -290,6 +298,11 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Jobs { action: JobsAction::Show { id } } => {
             show(cli, client.get(&format!("/api/v1/jobs/{id}"))?, ingest::print_job)
         }
+        Command::SignUrl { channel, ttl } => {
+            let body = SignRequest { ttl_seconds: *ttl };
+            let answer: Answer<SignedUrl> = client.post(&format!("/api/v1/channels/{channel}/sign-url"), &body)?;
+            show(cli, answer, |u| println!("{}{}", cli.api.trim_end_matches('/'), u.path))
+        }
         Command::BusinessLogic { action: BusinessLogicAction::Show } => {
             show(cli, client.get("/api/v1/business-logic")?, print_rules)
         }
@@ -304,6 +317,21 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             show(cli, client.put("/api/v1/business-logic", &body)?, print_rules)
         }
     }
+}
+
+/// Seconds from `90s`, `30m`, `6h`, `2d` or a plain number of seconds.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 6h or 2d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("{other:?} is not a unit: use s, m, h or d")),
+    };
+    Ok(n * scale)
 }
 
 /// A cell for an optional value: "-" when there is none.

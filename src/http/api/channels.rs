@@ -6,7 +6,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use vvtv_api::broadcast::{EmergencyRequest, Message, StreamingStatus};
+use vvtv_api::broadcast::{EmergencyRequest, Message, SignRequest, SignedUrl, StreamingStatus};
 
 fn broadcaster<'a>(s: &'a AppState, channel: &str) -> Result<&'a BroadcasterHandle, ApiError> {
     s.handles.broadcaster(channel).ok_or_else(|| ApiError::not_found(format!("unknown channel {channel:?}")))
@@ -44,4 +44,26 @@ pub async fn emergency(
     }
     let message = broadcaster(&s, &channel)?.emergency(body.inject, reason.to_string()).await?;
     Ok(Json(Message { message }))
+}
+
+/// A viewer URL for the channel's playlist, signed for `ttl_seconds` when `access.signed_urls` is on.
+#[utoipa::path(post, path = "/api/v1/channels/{channel}/sign-url", tag = "channels", security(("bearer" = [])),
+    params(("channel" = String, Path, description = "channel id")), request_body = SignRequest,
+    responses((status = 200, body = SignedUrl), (status = 400, body = vvtv_api::station::ErrorBody),
+        (status = 404, body = vvtv_api::station::ErrorBody)))]
+pub async fn sign_url(
+    State(s): State<AppState>,
+    Path(channel): Path<String>,
+    body: Result<Json<SignRequest>, JsonRejection>,
+) -> ApiResult<SignedUrl> {
+    let body = json_body(body, r#"{"ttl_seconds": N}"#)?;
+    broadcaster(&s, &channel)?;
+    let ttl = match body.ttl_seconds {
+        None => s.access.default_ttl(),
+        Some(t) if (60..=366 * 24 * 3600).contains(&t) => std::time::Duration::from_secs(t),
+        Some(t) => return Err(ApiError::bad_request(format!("ttl_seconds {t} is outside 60..=31622400"))),
+    };
+    let now = chrono::Utc::now().timestamp().max(0) as u64;
+    let (path, expires) = s.access.playlist_path(&channel, now, ttl);
+    Ok(Json(SignedUrl { path, expires }))
 }

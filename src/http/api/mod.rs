@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/plans/{id}/approve", post(plans::approve))
         .route("/channels/{channel}/streaming", get(channels::streaming_status))
         .route("/channels/{channel}/emergency", post(channels::emergency))
+        .route("/channels/{channel}/sign-url", post(channels::sign_url))
         .route_layer(middleware::from_fn_with_state(state, super::auth::require_token))
         .route("/openapi.json", get(openapi::document))
 }

@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         super::plans::approve,
         super::channels::streaming_status,
         super::channels::emergency,
+        super::channels::sign_url,
     ),
     modifiers(&BearerToken)
 )]
