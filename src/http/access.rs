@@ -113,8 +113,8 @@ impl Access {
     /// A country the rules refuse (from the CDN's header), if any.
     pub fn refused_country(&self, country: Option<&str>) -> Option<String> {
         let country = country.map(str::trim).filter(|c| !c.is_empty())?.to_ascii_uppercase();
-        let allowed = self.config.geo_allow.is_empty() || self.config.geo_allow.iter().any(|c| *c == country);
-        let denied = self.config.geo_deny.iter().any(|c| *c == country);
+        let allowed = self.config.geo_allow.is_empty() || self.config.geo_allow.contains(&country);
+        let denied = self.config.geo_deny.contains(&country);
         (!allowed || denied).then_some(country)
     }
 }
