@@ -2,13 +2,12 @@
 //! before anything expensive is done with it.
 //!
 //! A download sniffs its first [`SNIFF_LEN`] bytes as soon as they arrive (`factory::download`); a local file is
-//! sniffed before it is hashed and probed (`factory::job`).
+//! sniffed before it is hashed and probed (`factory::job`). This module depends on nothing else in the factory: its
+//! errors are its own, and the download's error converts from them with the same messages.
 
 use std::fmt;
-use std::io::Read;
-use std::path::Path;
-
-use super::download::{io_error, DownloadError};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
 
 /// How many leading bytes [`sniff`] and [`sniff_bytes`] look at; a download is sniffed once it has this many.
 pub const SNIFF_LEN: usize = 4096;
@@ -71,15 +70,33 @@ impl fmt::Display for Sniffed {
     }
 }
 
+/// Why a file could not be sniffed, or what it is instead of media. Every message starts with the file's path.
+#[derive(Debug, thiserror::Error)]
+pub enum SniffError {
+    /// The file could not be read; `what` names it and the action ("clip.mp4: cannot open").
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// `what` says what the bytes look like instead, e.g. "is an HTML page, not a media file".
+    #[error("{}: {what}", .path.display())]
+    NotMedia { path: PathBuf, what: &'static str },
+}
+
 /// Looks at the first [`SNIFF_LEN`] bytes of a file: `Ok(kind)` for a recognised media container, `Ok(Unknown)` for
-/// other binary data, and [`DownloadError::NotMedia`] for text (HTML, XML, JSON, playlists, plain text) or an empty
+/// other binary data, and [`SniffError::NotMedia`] for text (HTML, XML, JSON, playlists, plain text) or an empty
 /// file, saying what it looks like.
-pub fn sniff(path: &Path) -> Result<Sniffed, DownloadError> {
-    let file = std::fs::File::open(path).map_err(io_error(path, "open"))?;
+pub fn sniff(path: &Path) -> Result<Sniffed, SniffError> {
+    let io_error = |action: &str| {
+        let what = format!("{}: cannot {action}", path.display());
+        move |source: io::Error| SniffError::Io { what, source }
+    };
+    let file = std::fs::File::open(path).map_err(io_error("open"))?;
     let mut head = Vec::with_capacity(SNIFF_LEN);
-    file.take(SNIFF_LEN as u64).read_to_end(&mut head).map_err(io_error(path, "read"))?;
-    sniff_bytes(&head)
-        .map_err(|what| DownloadError::NotMedia { url: path.display().to_string(), what: what.to_string() })
+    file.take(SNIFF_LEN as u64).read_to_end(&mut head).map_err(io_error("read"))?;
+    sniff_bytes(&head).map_err(|what| SniffError::NotMedia { path: path.to_path_buf(), what })
 }
 
 /// [`sniff`] for bytes already in memory (the start of a file); the error says what they look like instead.
@@ -241,10 +258,28 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
 
+/// Test bytes that sniff as media, shared with the download tests.
+#[cfg(test)]
+pub(super) mod test_bytes {
+    /// Bytes that sniff as MP4 followed by noise, different for every seed.
+    pub(in crate::factory) fn media(len: usize, seed: u64) -> Vec<u8> {
+        let mut bytes = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2".to_vec();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        while bytes.len() < len {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            bytes.extend_from_slice(&state.to_le_bytes());
+        }
+        bytes.truncate(len);
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_bytes::media;
     use super::*;
-    use crate::factory::download::test_support::media;
     use vvtv_testkit::media::render;
 
     #[test]
@@ -299,7 +334,7 @@ mod tests {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).expect("write");
             let error = sniff(&path).expect_err(name);
-            assert!(error.is_permanent());
+            assert!(matches!(error, SniffError::NotMedia { .. }), "{name}: {error:?}");
             assert_eq!(error.to_string(), format!("{}: {what}", path.display()));
         }
     }
@@ -311,7 +346,7 @@ mod tests {
         assert_eq!(sniff_bytes(&random), Ok(Sniffed::Unknown));
         assert_eq!(sniff_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"), Ok(Sniffed::Unknown), "JPEG");
         assert_eq!(sniff_bytes(b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00"), Ok(Sniffed::Unknown), "AVIF still");
-        assert!(sniff(Path::new("/nonexistent/clip.mp4")).is_err_and(|e| matches!(e, DownloadError::Io { .. })));
+        assert!(sniff(Path::new("/nonexistent/clip.mp4")).is_err_and(|e| matches!(e, SniffError::Io { .. })));
     }
 
     #[test]

@@ -4,134 +4,23 @@
 //!   private network (loopback, RFC 1918, link-local, …), and the connection is then pinned to exactly the checked
 //!   addresses, so a second DNS answer cannot swap a private address in behind the check (DNS rebinding);
 //! - redirects are followed by hand, at most [`MAX_REDIRECTS`], each hop checked the same way.
+//!
+//! Everything here is a plain function of a URL, its addresses or an answer: the transfer (`transfer.rs`) drives the
+//! requests and calls these on every hop.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT_ENCODING, LOCATION};
-use tokio::time::timeout_at;
+use reqwest::header::LOCATION;
 use tracing::debug;
 use url::{Host, Url};
 
-use super::transfer::{Interrupt, Transfer};
-use super::{describe, DownloadError, Limits, MAX_REDIRECTS};
+use super::{DownloadError, Limits, Tuning, MAX_REDIRECTS};
 
 /// Time to establish one TCP/TLS connection (the overall deadline still applies on top).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
-impl Transfer<'_> {
-    /// Sends the request, following redirects by hand so that every hop's address is checked.
-    pub(super) async fn request(&self) -> Result<(reqwest::Response, Url), Interrupt> {
-        let mut target = self.start.clone();
-        let mut redirects = 0;
-        loop {
-            let redirected = redirects > 0;
-            check_scheme(self.url, &target, redirected)?;
-            let addrs = self.checked_addresses(&target, redirected).await?;
-            let client = client_for(&target, &addrs, self.limits)
-                .map_err(|e| DownloadError::Connect { url: self.url.to_string(), reason: describe(&e) })?;
-            let request = self.with_range(client.get(target.clone()).header(ACCEPT_ENCODING, "identity"));
-            let response = match timeout_at(self.wait_limit(), request.send()).await {
-                Err(_) => return Err(self.timeout().into()),
-                Ok(Err(e)) => return Err(Interrupt::Dropped(describe(&e))),
-                Ok(Ok(response)) => response,
-            };
-            // The client may only connect to the addresses it was given; check that it did.
-            if let Some(peer) = response.remote_addr() {
-                if !addrs.iter().any(|addr| addr.ip() == peer.ip()) {
-                    return Err(DownloadError::Refused {
-                        url: self.url.to_string(),
-                        reason: format!("connected to {}, which is not an address that was checked", peer.ip()),
-                    }
-                    .into());
-                }
-            }
-
-            let status = response.status();
-            if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
-                return Ok((response, target));
-            }
-            redirects += 1;
-            if redirects > MAX_REDIRECTS {
-                return Err(self.redirect_error(format!("more than {MAX_REDIRECTS} redirects")).into());
-            }
-            let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
-                return Err(self.redirect_error(format!("the server answered {status} without a Location")).into());
-            };
-            let next = target.join(location).map_err(|e| {
-                self.redirect_error(format!("the server redirected to an unusable address {location:?} ({e})"))
-            })?;
-            debug!(url = self.url, from = %target, to = %next, %status, "following a redirect");
-            target = next;
-        }
-    }
-
-    /// The addresses `target` may be fetched from, each checked against the private ranges.
-    async fn checked_addresses(&self, target: &Url, redirected: bool) -> Result<Vec<SocketAddr>, Interrupt> {
-        let port = target.port_or_known_default().unwrap_or(80);
-        let host = target.host().ok_or_else(|| DownloadError::InvalidUrl {
-            url: self.url.to_string(),
-            reason: format!("{target} has no host"),
-        })?;
-        let addrs: Vec<SocketAddr> = match &host {
-            Host::Ipv4(ip) => vec![SocketAddr::new((*ip).into(), port)],
-            Host::Ipv6(ip) => vec![SocketAddr::new((*ip).into(), port)],
-            Host::Domain(name) => {
-                let resolve_error = |reason: String| DownloadError::Resolve {
-                    url: self.url.to_string(),
-                    host: name.to_string(),
-                    reason,
-                };
-                match timeout_at(self.wait_limit(), tokio::net::lookup_host((*name, port))).await {
-                    Err(_) => return Err(self.timeout().into()),
-                    Ok(Err(e)) => return Err(resolve_error(e.to_string()).into()),
-                    Ok(Ok(found)) => {
-                        let found: Vec<SocketAddr> = found.collect();
-                        if found.is_empty() {
-                            return Err(resolve_error("no addresses".into()).into());
-                        }
-                        found
-                    }
-                }
-            }
-        };
-        if self.limits.allow_private {
-            return Ok(addrs);
-        }
-        // One private address is enough to refuse: the connection could go to any of them.
-        for addr in &addrs {
-            let ip = addr.ip();
-            if self.tuning.public_exceptions.contains(&ip) {
-                continue;
-            }
-            if let Some(class) = address_class(ip) {
-                let what = match &host {
-                    Host::Domain(name) => format!("{name} resolves to {ip}, {}", class.phrase()),
-                    _ => format!("{ip} is {}", class.phrase()),
-                };
-                let reason = if redirected { format!("it redirects to {target}, and {what}") } else { what };
-                return Err(DownloadError::PrivateAddress { url: self.url.to_string(), addr: ip, reason }.into());
-            }
-        }
-        Ok(addrs)
-    }
-}
-
-/// A client that connects `target`'s host only to `addrs`, follows no redirects and uses no proxy (a proxy would
-/// resolve the host again, out of reach of the address check).
-fn client_for(target: &Url, addrs: &[SocketAddr], limits: &Limits) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .user_agent(limits.user_agent.as_str())
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_max_idle_per_host(0);
-    if let Some(Host::Domain(name)) = target.host() {
-        builder = builder.resolve_to_addrs(name, addrs);
-    }
-    builder.build()
-}
-
+/// Refuses every scheme but `http` and `https`; `redirected` says whether `target` came from a redirect of `url`.
 pub(super) fn check_scheme(url: &str, target: &Url, redirected: bool) -> Result<(), DownloadError> {
     match target.scheme() {
         "http" | "https" => Ok(()),
@@ -144,6 +33,111 @@ pub(super) fn check_scheme(url: &str, target: &Url, redirected: bool) -> Result<
             },
         }),
     }
+}
+
+/// The addresses `target` may be fetched from: its host resolved (an IP address stands for itself), each address
+/// checked against the private ranges. `url` is the caller's, which the errors name. Not bounded in time: the caller
+/// puts its own deadline around it.
+pub(super) async fn checked_addresses(
+    url: &str,
+    target: &Url,
+    redirected: bool,
+    limits: &Limits,
+    tuning: &Tuning,
+) -> Result<Vec<SocketAddr>, DownloadError> {
+    let port = target.port_or_known_default().unwrap_or(80);
+    let host = target
+        .host()
+        .ok_or_else(|| DownloadError::InvalidUrl { url: url.to_string(), reason: format!("{target} has no host") })?;
+    let addrs: Vec<SocketAddr> = match &host {
+        Host::Ipv4(ip) => vec![SocketAddr::new((*ip).into(), port)],
+        Host::Ipv6(ip) => vec![SocketAddr::new((*ip).into(), port)],
+        Host::Domain(name) => {
+            let resolve_error =
+                |reason: String| DownloadError::Resolve { url: url.to_string(), host: name.to_string(), reason };
+            let found: Vec<SocketAddr> = match tokio::net::lookup_host((*name, port)).await {
+                Err(e) => return Err(resolve_error(e.to_string())),
+                Ok(found) => found.collect(),
+            };
+            if found.is_empty() {
+                return Err(resolve_error("no addresses".into()));
+            }
+            found
+        }
+    };
+    if limits.allow_private {
+        return Ok(addrs);
+    }
+    // One private address is enough to refuse: the connection could go to any of them.
+    for addr in &addrs {
+        let ip = addr.ip();
+        if tuning.public_exceptions.contains(&ip) {
+            continue;
+        }
+        if let Some(class) = address_class(ip) {
+            let what = match &host {
+                Host::Domain(name) => format!("{name} resolves to {ip}, {}", class.phrase()),
+                _ => format!("{ip} is {}", class.phrase()),
+            };
+            let reason = if redirected { format!("it redirects to {target}, and {what}") } else { what };
+            return Err(DownloadError::PrivateAddress { url: url.to_string(), addr: ip, reason });
+        }
+    }
+    Ok(addrs)
+}
+
+/// A client that connects `target`'s host only to `addrs`, follows no redirects and uses no proxy (a proxy would
+/// resolve the host again, out of reach of the address check).
+pub(super) fn pinned_client(target: &Url, addrs: &[SocketAddr], limits: &Limits) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .user_agent(limits.user_agent.as_str())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(0);
+    if let Some(Host::Domain(name)) = target.host() {
+        builder = builder.resolve_to_addrs(name, addrs);
+    }
+    builder.build()
+}
+
+/// Refuses an answer from `peer` unless it is one of `addrs`: the pinned client may only connect to the addresses it
+/// was given, and this checks that it did.
+pub(super) fn check_peer(url: &str, addrs: &[SocketAddr], peer: Option<SocketAddr>) -> Result<(), DownloadError> {
+    match peer {
+        Some(peer) if !addrs.iter().any(|addr| addr.ip() == peer.ip()) => Err(DownloadError::Refused {
+            url: url.to_string(),
+            reason: format!("connected to {}, which is not an address that was checked", peer.ip()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Where an answer from `target` redirects to, or `None` if it is no redirect. `followed` redirects led to `target`;
+/// one more than [`MAX_REDIRECTS`], or a redirect without a usable `Location`, is refused. The next hop is checked
+/// like the first URL, by [`check_scheme`] and [`checked_addresses`].
+pub(super) fn next_hop(
+    url: &str,
+    target: &Url,
+    response: &reqwest::Response,
+    followed: usize,
+) -> Result<Option<Url>, DownloadError> {
+    let status = response.status();
+    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let refused = |reason: String| DownloadError::Redirect { url: url.to_string(), reason };
+    if followed >= MAX_REDIRECTS {
+        return Err(refused(format!("more than {MAX_REDIRECTS} redirects")));
+    }
+    let Some(location) = response.headers().get(LOCATION).and_then(|v| v.to_str().ok()) else {
+        return Err(refused(format!("the server answered {status} without a Location")));
+    };
+    let next = target
+        .join(location)
+        .map_err(|e| refused(format!("the server redirected to an unusable address {location:?} ({e})")))?;
+    debug!(url, from = %target, to = %next, %status, "following a redirect");
+    Ok(Some(next))
 }
 
 /// Why an address is not public. Downloads from such addresses are refused unless private addresses are allowed:
@@ -257,7 +251,6 @@ fn ipv6_class(ip: Ipv6Addr) -> Option<AddressClass> {
 mod tests {
     use super::*;
     use crate::factory::download::test_support::*;
-    use crate::factory::download::Tuning;
 
     #[tokio::test]
     async fn follows_a_chain_of_redirects() {

@@ -2,12 +2,15 @@
 //!
 //! A download is the station's only contact with arbitrary servers, so it is defensive. [`download`] is the one
 //! entry; the work is split by concern:
+//! - `transfer.rs`: one call, which drives the others: the requests and their redirects, the bytes (size and time
+//!   limits, hashing, and sniffing the first bytes with [`crate::factory::sniff`] as soon as they arrive);
 //! - `guard.rs`: which addresses may be contacted (only `http` and `https`, nothing in a private network, every
 //!   redirect hop checked, the connection pinned to the checked addresses);
-//! - `transfer.rs`: the bytes (size and time limits, hashing, and sniffing the first bytes with
-//!   [`crate::factory::sniff`] as soon as they arrive);
-//! - `resume.rs`: continuing an interrupted download, within one call or across calls and processes, without ever
-//!   gluing together the pieces of two different files.
+//! - `resume.rs`: what is known about the partial file, so that an interrupted download continues, within one call or
+//!   across calls and processes, without ever gluing together the pieces of two different files.
+//!
+//! `guard.rs` and `resume.rs` know nothing of the transfer: they are plain functions and a state type that
+//! `transfer.rs` uses, never the other way round.
 //!
 //! Every error names the URL (or file) and says what went wrong; [`DownloadError::is_permanent`] tells rejections,
 //! for which the partial file is deleted, from transient failures, for which it is kept so that a later attempt resumes.
@@ -29,7 +32,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tracing::{debug, warn};
 
-use super::sniff::Sniffed;
+use super::sniff::{SniffError, Sniffed};
 use resume::meta_path;
 use transfer::Transfer;
 
@@ -111,6 +114,18 @@ pub enum DownloadError {
         #[source]
         source: io::Error,
     },
+}
+
+/// A local file that cannot be sniffed, or is not media, fails as a download would, with the same message.
+impl From<SniffError> for DownloadError {
+    fn from(e: SniffError) -> Self {
+        match e {
+            SniffError::Io { what, source } => DownloadError::Io { what, source },
+            SniffError::NotMedia { path, what } => {
+                DownloadError::NotMedia { url: path.display().to_string(), what: what.to_string() }
+            }
+        }
+    }
 }
 
 impl DownloadError {
@@ -232,6 +247,17 @@ pub(super) fn io_error(path: &Path, action: &'static str) -> impl FnOnce(io::Err
     move |source| DownloadError::Io { what, source }
 }
 
+/// Lowercase hex, as SHA-256 digests are shown.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
+}
+
 const MB: u64 = 1 << 20;
 
 /// A size for people: "8192 MB", "1.5 MB", "12 KB", "300 bytes".
@@ -345,6 +371,24 @@ mod tests {
         let limits = limits();
         let future = download("http://example.com/a.mp4", Path::new("a.download"), &limits, &|_, _| {});
         assert_send(&future);
+    }
+
+    #[test]
+    fn a_local_file_that_is_not_media_fails_like_a_download() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let page = dir.path().join("page.mp4");
+        std::fs::write(&page, b"<html><body>Not found</body></html>").expect("write");
+
+        let not_media = DownloadError::from(crate::factory::sniff::sniff(&page).expect_err("HTML"));
+        assert!(not_media.is_permanent());
+        assert!(matches!(not_media, DownloadError::NotMedia { .. }), "{not_media:?}");
+        assert_eq!(not_media.to_string(), format!("{}: is an HTML page, not a media file", page.display()));
+
+        let missing = dir.path().join("missing.mp4");
+        let unreadable = DownloadError::from(crate::factory::sniff::sniff(&missing).expect_err("missing"));
+        assert!(!unreadable.is_permanent());
+        assert!(matches!(unreadable, DownloadError::Io { .. }), "{unreadable:?}");
+        assert!(unreadable.to_string().starts_with(&format!("{}: cannot open: ", missing.display())), "{unreadable}");
     }
 
     #[test]

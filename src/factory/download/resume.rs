@@ -1,21 +1,20 @@
-//! Continues an interrupted download, and starts it over when the bytes already received cannot be trusted.
+//! Continues an interrupted download, and tells when the bytes already received cannot be trusted.
 //!
 //! An interrupted download resumes, both within one call (up to [`MAX_RESUMES`](super::MAX_RESUMES) dropped
 //! connections) and across calls or processes: the partial file stays in place and a small JSON sidecar
 //! (`<part>.meta`) remembers the URL and the server's validator (ETag or Last-Modified), which guards the `Range`
 //! request with `If-Range` so the pieces of two different files are never glued together.
+//!
+//! [`Partial`] is what is known about the partial file's bytes; the transfer owns one, writes the bytes and asks it
+//! how to ask for the rest and whether an answer continues them.
 
-use std::io::{self, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use reqwest::header::{IF_RANGE, RANGE};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::io_error;
-use super::transfer::{hash_prefix, Transfer};
-use super::DownloadError;
+use super::{io_error, DownloadError};
 
 /// The sidecar that makes a partial file resumable by a later call.
 #[derive(Debug, Serialize, Deserialize)]
@@ -34,12 +33,38 @@ pub(super) fn meta_path(part: &Path) -> PathBuf {
     PathBuf::from(path)
 }
 
-pub(super) async fn read_meta(part: &Path) -> Option<PartMeta> {
+async fn read_meta(part: &Path) -> Option<PartMeta> {
     let bytes = tokio::fs::read(meta_path(part)).await.ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-impl Transfer<'_> {
+/// What is known about the bytes in the partial file: how many there are, which representation of the file they
+/// belong to, and how many of them have been hashed. The default is an empty file.
+#[derive(Debug, Default)]
+pub(super) struct Partial {
+    /// Bytes of the current representation in the partial file (some may still sit in the transfer's write buffer).
+    pub(super) done: u64,
+    /// Bytes fed to the hasher. Behind `done` only between opening a partial file from an earlier call and the server
+    /// agreeing to resume it, so that a server that restarts anyway costs no hashing.
+    pub(super) hashed: u64,
+    /// The full size, when the server announced it.
+    pub(super) total: Option<u64>,
+    /// Strong ETag or Last-Modified of the representation, for `If-Range`.
+    pub(super) validator: Option<String>,
+}
+
+impl Partial {
+    /// The `existing` bytes an earlier call left in `part`, if they can be resumed: only bytes whose origin is known
+    /// can be, that is of the same URL, with a validator to guard the `Range` request. None of them is hashed yet.
+    pub(super) async fn left_over(url: &str, part: &Path, existing: u64) -> Option<Partial> {
+        let meta = read_meta(part).await?;
+        let resumable = existing > 0
+            && meta.url == url
+            && meta.validator.is_some()
+            && meta.total.is_none_or(|total| existing <= total);
+        resumable.then_some(Partial { done: existing, hashed: 0, total: meta.total, validator: meta.validator })
+    }
+
     /// Asks for the rest of the file when some of it is already here, guarded by `If-Range` when a validator is known.
     pub(super) fn with_range(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if self.done == 0 {
@@ -52,42 +77,34 @@ impl Transfer<'_> {
         }
     }
 
-    /// Hashes the bytes an earlier call left in the partial file, now that the server agreed to send the rest.
-    pub(super) async fn catch_up_hash(&mut self) -> Result<(), DownloadError> {
-        if self.hashed == self.done {
-            return Ok(());
+    /// Takes a `206 Partial Content` answer if it continues these bytes (and learns the total it announces);
+    /// otherwise the answer cannot be trusted and `Err` says why, to start over from zero.
+    pub(super) fn accept_rest(&mut self, headers: &HeaderMap) -> Result<(), String> {
+        let range = headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(parse_content_range);
+        let Some((first, total)) = range else {
+            return Err("it answered 206 without a usable Content-Range".into());
+        };
+        if first != self.done {
+            return Err(format!("asked to resume at byte {}, it resumed at {first}", self.done));
         }
-        debug_assert_eq!(self.hashed, 0, "only a partial file from an earlier call is hashed late");
-        self.out.flush().await.map_err(io_error(self.part, "write"))?;
-        let (path, len) = (self.part.to_path_buf(), self.done);
-        let hashed = tokio::task::spawn_blocking(move || hash_prefix(std::fs::File::open(&path)?, len))
-            .await
-            .unwrap_or_else(|e| Err(io::Error::other(e)));
-        let (hasher, head, read) = hashed.map_err(io_error(self.part, "read"))?;
-        if read != len {
-            let shrunk = io::Error::new(io::ErrorKind::UnexpectedEof, format!("{read} bytes, {len} expected"));
-            return Err(io_error(self.part, "resume")(shrunk));
+        if let (Some(known), Some(now)) = (self.total, total) {
+            if known != now {
+                return Err(format!("the file was {known} bytes and is now {now}"));
+            }
         }
-        self.hasher = hasher;
-        self.hashed = len;
-        self.head = head;
-        self.check_head(false)
+        // Without a validator the request carried no If-Range: the announced size is the only evidence that
+        // the rest belongs to the same file.
+        if self.done > 0 && self.validator.is_none() && (total.is_none() || total != self.total) {
+            return Err("cannot tell whether the file changed".into());
+        }
+        self.total = total.or(self.total);
+        Ok(())
     }
 
-    /// Empties the partial file, to download from zero.
-    pub(super) async fn restart(&mut self) -> Result<(), DownloadError> {
-        self.out.flush().await.map_err(io_error(self.part, "write"))?;
-        let file = self.out.get_mut();
-        file.set_len(0).await.map_err(io_error(self.part, "truncate"))?;
-        file.seek(SeekFrom::Start(0)).await.map_err(io_error(self.part, "seek in"))?;
-        self.done = 0;
-        self.hashed = 0;
-        self.hasher = Sha256::new();
-        self.head.clear();
-        self.kind = None;
-        self.total = None;
-        self.validator = None;
-        Ok(())
+    /// Takes what an answer with the whole file says about it: its size, if announced, and its validator.
+    pub(super) fn accept_whole(&mut self, headers: &HeaderMap) {
+        self.total = content_length(headers);
+        self.validator = validator(headers);
     }
 
     /// Whether the bytes so far can be kept after a dropped connection: a validator guards the `Range` request, or
@@ -96,9 +113,10 @@ impl Transfer<'_> {
         self.done > 0 && (self.validator.is_some() || self.total.is_some())
     }
 
-    pub(super) async fn save_meta(&self) -> Result<(), DownloadError> {
-        let meta = PartMeta { url: self.url.to_string(), validator: self.validator.clone(), total: self.total };
-        let path = meta_path(self.part);
+    /// Writes the sidecar of `part`, so that a later call can resume these bytes of `url`.
+    pub(super) async fn save_meta(&self, url: &str, part: &Path) -> Result<(), DownloadError> {
+        let meta = PartMeta { url: url.to_string(), validator: self.validator.clone(), total: self.total };
+        let path = meta_path(part);
         let json = serde_json::to_vec(&meta).map_err(|e| io_error(&path, "encode")(io::Error::other(e)))?;
         // Written aside and renamed, so that a crash leaves the old sidecar or the new one, never half of one.
         let mut temporary = path.clone().into_os_string();
@@ -108,6 +126,28 @@ impl Transfer<'_> {
         tokio::fs::rename(&temporary, &path).await.map_err(io_error(&path, "write"))?;
         Ok(())
     }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The validator for `If-Range`: a strong ETag, or else Last-Modified (weak ETags may not be used for ranges).
+fn validator(headers: &HeaderMap) -> Option<String> {
+    let etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).filter(|etag| !etag.starts_with("W/"));
+    let modified = || headers.get(LAST_MODIFIED).and_then(|v| v.to_str().ok());
+    etag.or_else(modified).map(str::to_string)
+}
+
+/// `bytes 100-999/1000` → (100, Some(1000)); `bytes 100-999/*` → (100, None).
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, _last) = range.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        total => Some(total.parse().ok()?),
+    };
+    Some((first.trim().parse().ok()?, total))
 }
 
 #[cfg(test)]
@@ -302,5 +342,13 @@ mod tests {
 
         assert_eq!(result.expect("download").sha256, sha256(&content));
         assert_eq!(server.requests()[0].header("range"), None);
+    }
+
+    #[test]
+    fn parses_content_range() {
+        assert_eq!(parse_content_range("bytes 100-999/1000"), Some((100, Some(1000))));
+        assert_eq!(parse_content_range("bytes 100-999/*"), Some((100, None)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
     }
 }

@@ -1,7 +1,8 @@
 //! What every download test uses: media bytes, limits, a quick [`Tuning`], [`fetch`], and the stand-in origin.
 //!
-//! The origin is the test kit's misbehaving HTTP server (`vvtv_testkit::flaky`), re-exported here so a test module's
-//! one glob import brings it along.
+//! The origin is the test kit's misbehaving HTTP server (`vvtv_testkit::flaky`), and the media bytes are the
+//! sniffer's (`factory::sniff`, which the download builds on); both are re-exported here so a test module's one glob
+//! import brings them along.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,22 +11,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 pub(super) use vvtv_testkit::flaky::{file_reply, Reply, Server};
 
-use super::transfer::hex;
-use super::{download_tuned, DownloadError, Downloaded, Limits, Tuning, MB};
+pub(super) use crate::factory::sniff::test_bytes::media;
 
-/// Bytes that sniff as MP4 followed by noise, different for every seed.
-pub(in crate::factory) fn media(len: usize, seed: u64) -> Vec<u8> {
-    let mut bytes = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2".to_vec();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    while bytes.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        bytes.extend_from_slice(&state.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
-}
+use super::{download_tuned, hex, DownloadError, Downloaded, Limits, Tuning, MB};
 
 pub(super) fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))

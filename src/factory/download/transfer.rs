@@ -1,18 +1,20 @@
-//! Moves the bytes of one download into the partial file, within its limits, hashing and sniffing them on the way.
+//! One call of a download: its requests, and the bytes moved into the partial file within the limits, hashed and
+//! sniffed on the way.
 //!
 //! - the size limit is enforced from `Content-Length` before the body and again while streaming; the whole download
 //!   has a deadline and a connection that sends nothing for [`STALL_TIMEOUT`](super::STALL_TIMEOUT) is given up;
 //! - the first bytes are sniffed as soon as they arrive, so an HTML error page answered with `200 OK` is rejected after
 //!   4 KiB rather than after the whole body.
 //!
-//! A [`Transfer`] is one call of [`download`](super::download); how it sends its requests (redirects, address
-//! checks) is in `guard.rs`, and what lets it continue a partial file is in `resume.rs`.
+//! A [`Transfer`] is one call of [`download`](super::download). It sends its requests and follows their redirects
+//! itself, asking `guard.rs` about every hop (scheme, addresses, the pinned client); what it knows about the partial
+//! file, and so how to continue it, is a [`Partial`] from `resume.rs`.
 
 use std::io::{self, Read, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, LAST_MODIFIED};
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_TYPE};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 use tokio::fs::{File, OpenOptions};
@@ -21,9 +23,9 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::guard::check_scheme;
-use super::resume::read_meta;
-use super::{describe, io_error, DownloadError, Downloaded, Limits, Tuning, MAX_BACKOFF, MAX_RESUMES};
+use super::guard::{check_peer, check_scheme, checked_addresses, next_hop, pinned_client};
+use super::resume::Partial;
+use super::{describe, hex, io_error, DownloadError, Downloaded, Limits, Tuning, MAX_BACKOFF, MAX_RESUMES};
 use crate::factory::sniff::{sniff_bytes, Sniffed, SNIFF_LEN};
 
 /// Minimum time between two progress reports.
@@ -34,7 +36,7 @@ const MAX_RESTARTS: u32 = 2;
 const WRITE_BUFFER: usize = 1 << 20;
 
 /// How one request ended short of a complete file.
-pub(super) enum Interrupt {
+enum Interrupt {
     /// Give up with this error.
     Failed(DownloadError),
     /// The connection failed or dropped: resume (or retry) after a pause.
@@ -57,24 +59,20 @@ enum Outcome {
 /// One call of [`download`](super::download): the partial file and everything known about it.
 pub(super) struct Transfer<'a> {
     /// The URL as the caller gave it; errors name it.
-    pub(super) url: &'a str,
-    pub(super) start: Url,
-    pub(super) part: &'a Path,
-    pub(super) limits: &'a Limits,
-    pub(super) tuning: &'a Tuning,
+    url: &'a str,
+    start: Url,
+    part: &'a Path,
+    limits: &'a Limits,
+    tuning: &'a Tuning,
     deadline: Instant,
-    pub(super) out: BufWriter<File>,
-    /// Bytes of the current representation in `part` (some may still sit in `out`'s buffer).
-    pub(super) done: u64,
-    /// Bytes fed to `hasher`. Behind `done` only between opening a partial file from an earlier call and the server
-    /// agreeing to resume it, so that a server that restarts anyway costs no hashing.
-    pub(super) hashed: u64,
-    pub(super) hasher: Sha256,
-    /// The first `min(done, SNIFF_LEN)` bytes.
-    pub(super) head: Vec<u8>,
-    pub(super) kind: Option<Sniffed>,
-    pub(super) total: Option<u64>,
-    pub(super) validator: Option<String>,
+    out: BufWriter<File>,
+    /// How many bytes `part` holds (some may still sit in `out`'s buffer), of what, and how many are hashed.
+    partial: Partial,
+    /// Fed `partial.hashed` bytes.
+    hasher: Sha256,
+    /// The first `min(partial.done, SNIFF_LEN)` bytes.
+    head: Vec<u8>,
+    kind: Option<Sniffed>,
     content_type: Option<String>,
     /// Whether any server answered during this call: until then a failure means "cannot connect", not "dropped".
     answered: bool,
@@ -107,18 +105,7 @@ impl<'a> Transfer<'a> {
             .await
             .map_err(io_error(part, "open"))?;
         let existing = file.metadata().await.map_err(io_error(part, "inspect"))?.len();
-        // Only bytes whose origin is known can be resumed: same URL, and a validator to guard the `Range` request.
-        let resumable = match read_meta(part).await {
-            Some(meta)
-                if existing > 0
-                    && meta.url == url
-                    && meta.validator.is_some()
-                    && meta.total.is_none_or(|total| existing <= total) =>
-            {
-                Some(meta)
-            }
-            _ => None,
-        };
+        let resumable = Partial::left_over(url, part, existing).await;
         if resumable.is_some() {
             file.seek(SeekFrom::Start(existing)).await.map_err(io_error(part, "seek in"))?;
         }
@@ -131,23 +118,18 @@ impl<'a> Transfer<'a> {
             tuning,
             deadline,
             out: BufWriter::with_capacity(WRITE_BUFFER, file),
-            done: 0,
-            hashed: 0,
+            partial: Partial::default(),
             hasher: Sha256::new(),
             head: Vec::with_capacity(SNIFF_LEN),
             kind: None,
-            total: None,
-            validator: None,
             content_type: None,
             answered: false,
             last_progress: None,
         };
         match resumable {
-            Some(meta) => {
+            Some(partial) => {
                 debug!(url, bytes = existing, "resuming an earlier attempt");
-                transfer.done = existing;
-                transfer.total = meta.total;
-                transfer.validator = meta.validator;
+                transfer.partial = partial;
             }
             None => {
                 if existing > 0 {
@@ -187,18 +169,18 @@ impl<'a> Transfer<'a> {
                         return Err(DownloadError::Dropped {
                             url: self.url.to_string(),
                             drops,
-                            done: self.done,
-                            total: self.total,
+                            done: self.partial.done,
+                            total: self.partial.total,
                             reason,
                         });
                     }
                     let pause = self.tuning.backoff.saturating_mul(1u32 << (drops - 1).min(16)).min(MAX_BACKOFF);
-                    warn!(url = self.url, drops, done = self.done, %reason, ?pause, "connection dropped; resuming");
+                    warn!(url = self.url, drops, done = self.partial.done, %reason, ?pause, "connection dropped; resuming");
                     if Instant::now() + pause >= self.deadline {
                         return Err(self.timed_out());
                     }
                     tokio::time::sleep(pause).await;
-                    if !self.can_resume() {
+                    if !self.partial.can_resume() {
                         self.restart().await?;
                     }
                 }
@@ -213,35 +195,19 @@ impl<'a> Transfer<'a> {
         let status = response.status();
         let headers = response.headers();
         if status == StatusCode::PARTIAL_CONTENT {
-            let range = headers.get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).and_then(parse_content_range);
-            let Some((first, total)) = range else {
-                return Ok(Outcome::Restart("it answered 206 without a usable Content-Range".into()));
-            };
-            if first != self.done {
-                return Ok(Outcome::Restart(format!("asked to resume at byte {}, it resumed at {first}", self.done)));
+            if let Err(reason) = self.partial.accept_rest(headers) {
+                return Ok(Outcome::Restart(reason));
             }
-            if let (Some(known), Some(now)) = (self.total, total) {
-                if known != now {
-                    return Ok(Outcome::Restart(format!("the file was {known} bytes and is now {now}")));
-                }
-            }
-            // Without a validator the request carried no If-Range: the announced size is the only evidence that
-            // the rest belongs to the same file.
-            if self.done > 0 && self.validator.is_none() && (total.is_none() || total != self.total) {
-                return Ok(Outcome::Restart("cannot tell whether the file changed".into()));
-            }
-            self.total = total.or(self.total);
             self.catch_up_hash().await?;
         } else if status.is_success() {
-            if self.done > 0 {
+            if self.partial.done > 0 {
                 info!(url = self.url, "the server sent the whole file instead of the rest; starting over");
                 self.restart().await?;
             }
-            self.total = content_length(headers);
-            self.validator = validator(headers);
-        } else if status == StatusCode::RANGE_NOT_SATISFIABLE && self.done > 0 {
+            self.partial.accept_whole(headers);
+        } else if status == StatusCode::RANGE_NOT_SATISFIABLE && self.partial.done > 0 {
             // A partial file that was in fact complete ends up here too: fetching it again is safer than trusting it.
-            return Ok(Outcome::Restart(format!("it cannot resume at byte {}", self.done)));
+            return Ok(Outcome::Restart(format!("it cannot resume at byte {}", self.partial.done)));
         } else {
             return Err(DownloadError::Status { url: self.url.to_string(), status }.into());
         }
@@ -250,12 +216,43 @@ impl<'a> Transfer<'a> {
         if self.content_type.as_deref().is_some_and(is_html) {
             return Err(self.not_media("is an HTML page, not a media file (the server says text/html)").into());
         }
-        if let Some(total) = self.total.filter(|&total| total > self.limits.max_bytes) {
+        if let Some(total) = self.partial.total.filter(|&total| total > self.limits.max_bytes) {
             return Err(self.too_large(Some(total)).into());
         }
-        self.save_meta().await?;
+        self.partial.save_meta(self.url, self.part).await?;
         self.receive(&mut response, progress).await?;
         Ok(Outcome::Complete(final_url))
+    }
+
+    /// Sends the request, following redirects by hand so that every hop's address is checked.
+    async fn request(&self) -> Result<(reqwest::Response, Url), Interrupt> {
+        let mut target = self.start.clone();
+        let mut redirects = 0;
+        loop {
+            let redirected = redirects > 0;
+            check_scheme(self.url, &target, redirected)?;
+            let checked = checked_addresses(self.url, &target, redirected, self.limits, self.tuning);
+            let addrs = match timeout_at(self.wait_limit(), checked).await {
+                Err(_) => return Err(self.timeout().into()),
+                Ok(addrs) => addrs?,
+            };
+            let client = pinned_client(&target, &addrs, self.limits)
+                .map_err(|e| DownloadError::Connect { url: self.url.to_string(), reason: describe(&e) })?;
+            let request = self.partial.with_range(client.get(target.clone()).header(ACCEPT_ENCODING, "identity"));
+            let response = match timeout_at(self.wait_limit(), request.send()).await {
+                Err(_) => return Err(self.timeout().into()),
+                Ok(Err(e)) => return Err(Interrupt::Dropped(describe(&e))),
+                Ok(Ok(response)) => response,
+            };
+            check_peer(self.url, &addrs, response.remote_addr())?;
+            match next_hop(self.url, &target, &response, redirects)? {
+                None => return Ok((response, target)),
+                Some(next) => {
+                    redirects += 1;
+                    target = next;
+                }
+            }
+        }
     }
 
     /// Appends the body to the partial file, hashing and sniffing on the way.
@@ -272,7 +269,7 @@ impl<'a> Transfer<'a> {
                 Ok(Ok(Some(chunk))) => chunk,
             };
             let len = chunk.len() as u64;
-            if self.done + len > self.limits.max_bytes {
+            if self.partial.done + len > self.limits.max_bytes {
                 return Err(self.too_large(None).into());
             }
             if self.head.len() < SNIFF_LEN {
@@ -282,19 +279,54 @@ impl<'a> Transfer<'a> {
             self.check_head(false)?;
             self.hasher.update(&chunk);
             self.out.write_all(&chunk).await.map_err(io_error(self.part, "write"))?;
-            self.done += len;
-            self.hashed += len;
+            self.partial.done += len;
+            self.partial.hashed += len;
             self.report(progress, false);
         }
-        if let Some(total) = self.total.filter(|&total| self.done < total) {
-            return Err(Interrupt::Dropped(format!("the body ended at byte {} of {total}", self.done)));
+        if let Some(total) = self.partial.total.filter(|&total| self.partial.done < total) {
+            return Err(Interrupt::Dropped(format!("the body ended at byte {} of {total}", self.partial.done)));
         }
         self.check_head(true)?;
         Ok(())
     }
 
+    /// Hashes the bytes an earlier call left in the partial file, now that the server agreed to send the rest.
+    async fn catch_up_hash(&mut self) -> Result<(), DownloadError> {
+        if self.partial.hashed == self.partial.done {
+            return Ok(());
+        }
+        debug_assert_eq!(self.partial.hashed, 0, "only a partial file from an earlier call is hashed late");
+        self.out.flush().await.map_err(io_error(self.part, "write"))?;
+        let (path, len) = (self.part.to_path_buf(), self.partial.done);
+        let hashed = tokio::task::spawn_blocking(move || hash_prefix(std::fs::File::open(&path)?, len))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e)));
+        let (hasher, head, read) = hashed.map_err(io_error(self.part, "read"))?;
+        if read != len {
+            let shrunk = io::Error::new(io::ErrorKind::UnexpectedEof, format!("{read} bytes, {len} expected"));
+            return Err(io_error(self.part, "resume")(shrunk));
+        }
+        self.hasher = hasher;
+        self.partial.hashed = len;
+        self.head = head;
+        self.check_head(false)
+    }
+
+    /// Empties the partial file, to download from zero.
+    async fn restart(&mut self) -> Result<(), DownloadError> {
+        self.out.flush().await.map_err(io_error(self.part, "write"))?;
+        let file = self.out.get_mut();
+        file.set_len(0).await.map_err(io_error(self.part, "truncate"))?;
+        file.seek(SeekFrom::Start(0)).await.map_err(io_error(self.part, "seek in"))?;
+        self.partial = Partial::default();
+        self.hasher = Sha256::new();
+        self.head.clear();
+        self.kind = None;
+        Ok(())
+    }
+
     /// Sniffs the head once it is long enough, or at the end of the file for shorter ones.
-    pub(super) fn check_head(&mut self, at_end: bool) -> Result<(), DownloadError> {
+    fn check_head(&mut self, at_end: bool) -> Result<(), DownloadError> {
         if self.kind.is_some() || (self.head.len() < SNIFF_LEN && !at_end) {
             return Ok(());
         }
@@ -319,7 +351,7 @@ impl<'a> Transfer<'a> {
         let sha256 = hex(&std::mem::take(&mut self.hasher).finalize());
         Ok(Downloaded {
             path: self.part.to_path_buf(),
-            size: self.done,
+            size: self.partial.done,
             sha256,
             content_type: self.content_type.clone(),
             final_url: final_url.to_string(),
@@ -338,27 +370,27 @@ impl<'a> Transfer<'a> {
         let now = Instant::now();
         if last || self.last_progress.is_none_or(|at| now.duration_since(at) >= PROGRESS_INTERVAL) {
             self.last_progress = Some(now);
-            progress(self.done, if last { Some(self.done) } else { self.total });
+            progress(self.partial.done, if last { Some(self.partial.done) } else { self.partial.total });
         }
     }
 
     /// How long to wait for the next byte: the stall timeout, cut short by the overall deadline.
-    pub(super) fn wait_limit(&self) -> Instant {
+    fn wait_limit(&self) -> Instant {
         self.deadline.min(Instant::now() + self.tuning.stall)
     }
 
     /// The error for a wait bounded by [`Self::wait_limit`] that ran out: the overall deadline, or a stall.
-    pub(super) fn timeout(&self) -> DownloadError {
+    fn timeout(&self) -> DownloadError {
         if Instant::now() >= self.deadline {
             self.timed_out()
         } else {
-            let (url, done, total) = (self.url.to_string(), self.done, self.total);
+            let (url, done, total) = (self.url.to_string(), self.partial.done, self.partial.total);
             DownloadError::Stalled { url, after: self.tuning.stall, done, total }
         }
     }
 
     fn timed_out(&self) -> DownloadError {
-        let (url, done, total) = (self.url.to_string(), self.done, self.total);
+        let (url, done, total) = (self.url.to_string(), self.partial.done, self.partial.total);
         DownloadError::Timeout { url, after: self.limits.timeout, done, total }
     }
 
@@ -369,47 +401,11 @@ impl<'a> Transfer<'a> {
     fn not_media(&self, what: &str) -> DownloadError {
         DownloadError::NotMedia { url: self.url.to_string(), what: what.to_string() }
     }
-
-    pub(super) fn redirect_error(&self, reason: String) -> DownloadError {
-        DownloadError::Redirect { url: self.url.to_string(), reason }
-    }
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
-}
-
-/// The validator for `If-Range`: a strong ETag, or else Last-Modified (weak ETags may not be used for ranges).
-fn validator(headers: &HeaderMap) -> Option<String> {
-    let etag = headers.get(ETAG).and_then(|v| v.to_str().ok()).filter(|etag| !etag.starts_with("W/"));
-    let modified = || headers.get(LAST_MODIFIED).and_then(|v| v.to_str().ok());
-    etag.or_else(modified).map(str::to_string)
-}
-
-/// `bytes 100-999/1000` → (100, Some(1000)); `bytes 100-999/*` → (100, None).
-fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
-    let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
-    let (first, _last) = range.split_once('-')?;
-    let total = match total.trim() {
-        "*" => None,
-        total => Some(total.parse().ok()?),
-    };
-    Some((first.trim().parse().ok()?, total))
 }
 
 fn is_html(content_type: &str) -> bool {
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     media_type.eq_ignore_ascii_case("text/html") || media_type.eq_ignore_ascii_case("application/xhtml+xml")
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    text
 }
 
 /// SHA-256 of a file, lowercase hex, read in blocks.
@@ -419,7 +415,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 }
 
 /// Hashes up to `limit` bytes; returns the hasher, the first [`SNIFF_LEN`] bytes and how many bytes were read.
-pub(super) fn hash_prefix(reader: impl Read, limit: u64) -> io::Result<(Sha256, Vec<u8>, u64)> {
+fn hash_prefix(reader: impl Read, limit: u64) -> io::Result<(Sha256, Vec<u8>, u64)> {
     let mut reader = reader.take(limit);
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(SNIFF_LEN);
@@ -606,13 +602,5 @@ mod tests {
         let big = media(3 << 20, 19);
         std::fs::write(&path, &big).expect("write");
         assert_eq!(sha256_file(&path).expect("hash"), sha256(&big));
-    }
-
-    #[test]
-    fn parses_content_range() {
-        assert_eq!(parse_content_range("bytes 100-999/1000"), Some((100, Some(1000))));
-        assert_eq!(parse_content_range("bytes 100-999/*"), Some((100, None)));
-        assert_eq!(parse_content_range("bytes */1000"), None);
-        assert_eq!(parse_content_range("items 1-2/3"), None);
     }
 }
