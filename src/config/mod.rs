@@ -3,6 +3,9 @@
 //! `vvtv run` with no file uses `Config::default()`, which is a complete demo station. A file only needs the keys it
 //! changes. `config/vvtv.toml` documents every key; a test keeps it in step with the defaults here.
 
+mod programming;
+
+pub use programming::{ClockTime, DaypartConfig, Days, LibraryConfig, OverrideConfig, SlotConfig, SlotStart};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -228,6 +231,15 @@ pub struct ChannelConfig {
     pub demo_clips: bool,
     /// Style of the channel, given to the curator's scorer.
     pub style: String,
+    /// The channel's number in guides (`tvg-chno`; 0: its position in `[[channels]]`).
+    pub number: u32,
+    /// IANA timezone of the channel's grid (dayparts, slots, overrides): DST-correct.
+    pub timezone: String,
+    /// Which assets the channel airs.
+    pub library: LibraryConfig,
+    pub dayparts: Vec<DaypartConfig>,
+    pub overrides: Vec<OverrideConfig>,
+    pub slots: Vec<SlotConfig>,
 }
 
 impl Default for ChannelConfig {
@@ -237,6 +249,12 @@ impl Default for ChannelConfig {
             name: "VVTV".into(),
             demo_clips: true,
             style: "calm nature, science and culture documentaries".into(),
+            number: 0,
+            timezone: "UTC".into(),
+            library: LibraryConfig::default(),
+            dayparts: Vec::new(),
+            overrides: Vec::new(),
+            slots: Vec::new(),
         }
     }
 }
@@ -527,6 +545,7 @@ impl Config {
             if c.name.trim().is_empty() {
                 return Err(invalid(format!("channels[{i}].name"), "must not be empty"));
             }
+            c.validate_programming(i)?;
         }
         let f = &self.factory;
         if let Some((i, root)) = f.ingest_roots.iter().enumerate().find(|(_, r)| !r.is_absolute()) {
@@ -623,6 +642,60 @@ impl Config {
     }
 }
 
+impl ChannelConfig {
+    /// The channel's timezone (validated at load; UTC if it somehow is not one).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+    }
+
+    fn validate_programming(&self, i: usize) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("channels[{i}].{k}");
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                key("timezone"),
+                format!("{:?} is not an IANA timezone like \"Europe/Berlin\"", self.timezone),
+            ));
+        }
+        let l = &self.library;
+        if l.max_duration_seconds > 0 && l.min_duration_seconds > l.max_duration_seconds {
+            return Err(invalid(key("library.min_duration_seconds"), "must not exceed max_duration_seconds"));
+        }
+        let check_dayparts = |prefix: String, dayparts: &[DaypartConfig]| -> Result<(), ConfigError> {
+            for (j, d) in dayparts.iter().enumerate() {
+                if d.name.trim().is_empty() {
+                    return Err(invalid(format!("{prefix}[{j}].name"), "every daypart needs a name"));
+                }
+                if d.start == d.end {
+                    return Err(invalid(format!("{prefix}[{j}].end"), "a daypart needs start and end to differ"));
+                }
+                if !(0.0..=10.0).contains(&d.weight) {
+                    return Err(invalid(format!("{prefix}[{j}].weight"), format!("{} is outside 0..=10", d.weight)));
+                }
+            }
+            Ok(())
+        };
+        check_dayparts(key("dayparts"), &self.dayparts)?;
+        for (j, o) in self.overrides.iter().enumerate() {
+            if o.from > o.to {
+                return Err(invalid(
+                    key(&format!("overrides[{j}].to")),
+                    format!("{} is before from ({})", o.to, o.from),
+                ));
+            }
+            check_dayparts(key(&format!("overrides[{j}].dayparts")), &o.dayparts)?;
+        }
+        for (j, s) in self.slots.iter().enumerate() {
+            if s.tags.is_empty() {
+                return Err(invalid(key(&format!("slots[{j}].tags")), "a slot needs the tags of what airs in it"));
+            }
+            if s.max_late_minutes > 120 {
+                return Err(invalid(key(&format!("slots[{j}].max_late_minutes")), "is over 120"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Two ASCII capital letters (`DE`, `US`): the form CDNs send countries in.
 fn is_country(code: &str) -> bool {
     code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase())
@@ -648,7 +721,7 @@ mod tests {
 
     #[test]
     fn documented_example_matches_the_defaults() {
-        let text = include_str!("../config/vvtv.toml");
+        let text = include_str!("../../config/vvtv.toml");
         let c = Config::parse(text).expect("config/vvtv.toml must parse");
         assert_eq!(c, Config::default(), "config/vvtv.toml must document the embedded defaults");
     }
