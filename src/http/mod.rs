@@ -1,9 +1,10 @@
-//! The HTTP server: health, the HLS origin, posters and the control API used by vvtvctl (the player page and metrics
-//! arrive with their issues). Every router gets the same [`AppState`].
+//! The HTTP server: health, the HLS origin, posters, the control API used by vvtvctl and `/metrics` (the player page
+//! arrives with its issue). Every router gets the same [`AppState`]; one layer counts every request.
 
 pub mod api;
 pub mod auth;
 mod error;
+pub mod metrics;
 pub mod origin;
 mod posters;
 
@@ -12,6 +13,7 @@ use crate::business_logic::BusinessLogic;
 use crate::config::Config;
 use crate::curator::CuratorHandle;
 use crate::factory::FactoryHandle;
+use crate::metrics::Metrics;
 use crate::planner::PlannerHandle;
 use crate::store::{ChannelId, Store};
 use axum::routing::get;
@@ -46,6 +48,8 @@ pub struct AppState {
     /// Bearer token of the control API.
     pub token: Arc<String>,
     pub started: Instant,
+    /// Every family the station exports (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -55,5 +59,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
         .merge(posters::router())
+        .route("/metrics", get(metrics::scrape))
+        // Last, so that it wraps every route above.
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .with_state(state)
 }
