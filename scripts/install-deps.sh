@@ -14,6 +14,8 @@ PACKAGES=(
   meson ninja-build nasm xxd libclang-dev
   # independent checker used by tests only, never by the product
   ffmpeg
+  # promtool (`promtool check metrics`): the /metrics test checks the exposition with it
+  prometheus
   # fonts for burnt-in text on slate and demo clips
   fonts-dejavu-core
 )

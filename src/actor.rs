@@ -5,18 +5,21 @@
 
 use crate::business_logic::BusinessLogic;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::shutdown::{Shutdown, ShutdownSubscriber};
 use crate::store::Store;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// The store, the config, the live business rules and the shutdown plumbing.
+/// The store, the config, the live business rules, the metrics and the shutdown plumbing.
 #[derive(Clone)]
 pub struct Context {
     pub config: Arc<Config>,
     pub store: Store,
     pub rules: watch::Receiver<BusinessLogic>,
+    /// Where actors count what happens (segments, job ends, rejections, …).
+    pub metrics: Arc<Metrics>,
     shutdown: ShutdownSubscriber,
 }
 
@@ -25,9 +28,10 @@ impl Context {
         config: Arc<Config>,
         store: Store,
         rules: watch::Receiver<BusinessLogic>,
+        metrics: Arc<Metrics>,
         shutdown: ShutdownSubscriber,
     ) -> Context {
-        Context { config, store, rules, shutdown }
+        Context { config, store, rules, metrics, shutdown }
     }
 
     /// A shutdown listener whose drop tells the station the task has finished (for tasks that are not actors).

@@ -19,7 +19,9 @@
 //! - [`planner`]: keeps each channel's schedule filled ahead and says why it chose each item.
 //! - [`broadcaster`]: one per channel: splices the schedule into one HLS timeline without re-encoding; the MPEG-TS
 //!   writer is `broadcaster/ts.rs`, the playlists `broadcaster/playlist/`.
-//! - [`http`]: the origin (HLS, posters) and the control API under `/api/v1` (types in the `vvtv-api` crate).
+//! - [`http`]: the origin (HLS, posters), the control API under `/api/v1` (types in the `vvtv-api` crate) and
+//!   `/metrics`.
+//! - [`metrics`]: the Prometheus registry and every family the station exports; the actors count into it.
 //! - [`station`]: builds the store, spawns the actors, wires their handles and runs the shutdown (used by `main`).
 //!
 //! Beside this crate: `api/` (`vvtv-api`, the control API's types shared with the CLI), `vvtvctl/` (the operator's
@@ -34,6 +36,7 @@ pub mod curator;
 pub mod factory;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod planner;
 pub mod shutdown;
 pub mod station;

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::curator::CuratorHandle;
 use crate::factory::FactoryHandle;
 use crate::http::{self, Handles};
+use crate::metrics::Metrics;
 use crate::planner::PlannerHandle;
 use crate::shutdown::ShutdownSwitch;
 use crate::store::{Actor, ChannelId, EventKind, Store};
@@ -60,7 +61,8 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
     }
     let (rules_tx, rules_rx) = watch::channel(rules);
     let switch = ShutdownSwitch::new();
-    let ctx = Context::new(config.clone(), store.clone(), rules_rx, switch.subscriber());
+    let metrics = Arc::new(Metrics::new(&config));
+    let ctx = Context::new(config.clone(), store.clone(), rules_rx, metrics.clone(), switch.subscriber());
 
     let addr = config.listen_addr()?;
     let listen_failed = |source| StationError::Listen { addr, source };
@@ -87,6 +89,7 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
         token: Arc::new(token),
         access,
         started: Instant::now(),
+        metrics,
     });
     actor::spawn("http", &ctx, |mut shutdown| async move {
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

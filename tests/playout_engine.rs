@@ -1,7 +1,8 @@
 //! The real playout engine, unpaced (appsink sync=false): hours of content in seconds. Proves the splice properties
 //! with the engine's own counters AND with an independent reader (ffprobe over the written segments): DTS strictly
 //! increasing, constant video steps, audio continuous, |A−V| ≤ ½ AAC frame, every segment starting on a keyframe,
-//! segment durations ≤ target — and that the 33-bit MPEG-TS timestamp wrap is survived.
+//! segment durations ≤ target — and that the 33-bit MPEG-TS timestamp wrap is survived. Every run also checks that
+//! the channel's metrics counted what the runner reports (segments per rung, restarts, gaps, items aired).
 
 use chrono::Utc;
 use std::path::{Path, PathBuf};
@@ -13,21 +14,27 @@ use vvtv::broadcaster::engine::{EngineSettings, Item, AAC_FRAME_NS};
 use vvtv::broadcaster::layout::parse_segment_file_name;
 use vvtv::broadcaster::playlist::{Playlist, PlaylistSettings};
 use vvtv::broadcaster::runner::{Command as RunnerCommand, Feed, Next, Outcome, Runner, Snapshot, Tag};
-use vvtv::config::{HouseFormatConfig, RungConfig};
+use vvtv::config::{Config, HouseFormatConfig, RungConfig};
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::{self, Source, TestPattern};
+use vvtv::metrics::{Exposition, Metrics};
+use vvtv::store::ChannelId;
 use vvtv_testkit::daemon::discontinuities;
+use vvtv_testkit::prometheus::sample;
 
-fn small_format() -> HouseFormat {
-    let cfg = HouseFormatConfig {
+fn small_format_config() -> HouseFormatConfig {
+    HouseFormatConfig {
         ladder: vec![
             RungConfig { name: "180p".into(), width: 320, height: 180, video_kbps: 300 },
             RungConfig { name: "90p".into(), width: 160, height: 90, video_kbps: 150 },
         ],
         x264_preset: "ultrafast".into(),
         ..HouseFormatConfig::default()
-    };
-    HouseFormat::from_config(&cfg)
+    }
+}
+
+fn small_format() -> HouseFormat {
+    HouseFormat::from_config(&small_format_config())
 }
 
 /// Three clips whose lengths are not multiples of the GOP, so every boundary exercises audio drop/pad.
@@ -140,6 +147,25 @@ struct Played {
     notices: Vec<String>,
 }
 
+/// The channel's metrics (classic text) agree with what the runner reports.
+fn assert_counted(hf: &HouseFormat, p: &Played, exposition: &str) {
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        sample(exposition, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?} in\n{exposition}"))
+    };
+    let main = ("channel", "main");
+    for rung in &hf.rungs {
+        // A segment counts on its rung when it closes there; the runner counts it once every rung has closed it.
+        let written = value("vvtv_segments_written_total", &[main, ("rung", &rung.name)]);
+        let published = p.snap.segments_written as f64;
+        assert!((published..=published + 1.0).contains(&written), "{}: {written} vs {published}", rung.name);
+    }
+    assert_eq!(value("vvtv_pipeline_restarts_total", &[main]), p.snap.restarts as f64);
+    assert!(value("vvtv_playout_gaps_total", &[main]) >= p.snap.stats.gaps as f64);
+    // Every item that went on air also went off it (this feed tags every item as the slate).
+    assert_eq!(value("vvtv_items_aired_total", &[main, ("kind", "slate")]), p.outcomes.len() as f64);
+    assert_eq!(value("vvtv_items_aired_total", &[main, ("kind", "scheduled")]), 0.0);
+}
+
 fn play(hf: &HouseFormat, items: Vec<Item>, out: &Path, limit: usize, origin_ns: i64) -> (Snapshot, Vec<Outcome>) {
     let p = play_with(hf, items, out, limit, None, origin_ns);
     assert!(p.notices.is_empty(), "unexpected notices: {:?}", p.notices);
@@ -188,12 +214,16 @@ fn play_with(
         origin_ns,
     };
     let silence = vvtv::media::silence::silent_aac_frame(hf.audio_kbps).expect("silence");
-    let runner = Runner { settings, feed, playlist, commands: rx, shared: shared.clone(), silence };
+    let registry = Arc::new(Metrics::new(&Config { house_format: small_format_config(), ..Config::default() }));
+    let metrics = registry.channel(&ChannelId("main".into()));
+    let runner = Runner { settings, feed, playlist, commands: rx, shared: shared.clone(), silence, metrics };
     runner.run();
     let snap = shared.lock().unwrap().clone();
     let outcomes = outcomes.lock().unwrap().clone();
     let notices = notices.lock().unwrap().clone();
-    Played { snap, outcomes, notices }
+    let played = Played { snap, outcomes, notices };
+    assert_counted(hf, &played, &registry.encode(Exposition::Prometheus));
+    played
 }
 
 struct Packet {

@@ -54,6 +54,7 @@ impl BroadcasterHandle {
             planner,
             factory,
             shared: Arc::new(Mutex::new(Snapshot::default())),
+            metrics: ctx.metrics.channel(&id),
             commands: None,
             state: BroadcastState::Starting,
             detail: None,
@@ -86,6 +87,7 @@ struct Broadcaster {
     planner: PlannerHandle,
     factory: FactoryHandle,
     shared: Shared,
+    metrics: crate::metrics::ChannelMetrics,
     commands: Option<std::sync::mpsc::Sender<Command>>,
     state: BroadcastState,
     /// Why playout failed to start.
@@ -200,7 +202,8 @@ impl Broadcaster {
             sync: true,
             origin_ns: 1_000_000_000,
         };
-        let runner = Runner { settings, feed, playlist, commands: rx, shared: self.shared.clone(), silence };
+        let metrics = self.metrics.clone();
+        let runner = Runner { settings, feed, playlist, commands: rx, shared: self.shared.clone(), silence, metrics };
         let handle = std::thread::Builder::new()
             .name(format!("playout-{}", self.id))
             .spawn(move || runner.run())

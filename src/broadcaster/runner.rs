@@ -4,7 +4,8 @@
 
 use super::engine::{EngineError, EngineSettings, Item, ItemPipeline, Output, Splicer, Stats};
 use super::playlist::{Playlist, Segment};
-use crate::store::{AssetId, EventKind, ScheduleId};
+use crate::metrics::ChannelMetrics;
+use crate::store::{AiringKind, AssetId, EventKind, ScheduleId};
 use chrono::{DateTime, Utc};
 use gst::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
@@ -18,6 +19,16 @@ pub enum Tag {
     Scheduled { schedule_id: ScheduleId, asset_id: AssetId },
     Emergency { asset_id: Option<AssetId>, reason: String },
     Slate,
+}
+
+impl Tag {
+    pub fn airing_kind(&self) -> AiringKind {
+        match self {
+            Tag::Scheduled { .. } => AiringKind::Scheduled,
+            Tag::Emergency { .. } => AiringKind::Emergency,
+            Tag::Slate => AiringKind::Slate,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +99,8 @@ pub struct Runner<F: Feed> {
     pub commands: Receiver<Command>,
     pub shared: Shared,
     pub silence: gst::Buffer,
+    /// Segments, gaps, restarts and items aired are counted here as they happen.
+    pub metrics: ChannelMetrics,
 }
 
 enum Exit {
@@ -151,6 +164,7 @@ impl<F: Feed> Runner<F> {
             s.restarts += 1;
             s.restarts
         };
+        self.metrics.restarted();
         self.feed.notice(EventKind::PipelineRebuilt, &format!("output rebuilt (restart {restarts}): {reason}"));
     }
 
@@ -174,6 +188,8 @@ impl<F: Feed> Runner<F> {
         let base = clock.time() + gst::ClockTime::from_nseconds(lead.as_nanos() as u64);
         let wall0 = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
         let mut fragments = Fragments::default();
+        // The splicer's gap count of this output already reported to the metrics.
+        let mut gaps_counted = 0;
 
         let mut next = self.prepare_next(&splicer, &output, &clock, urgent, resume.take(), None);
         loop {
@@ -190,6 +206,7 @@ impl<F: Feed> Runner<F> {
             };
             let start = wall(wall0, placement.video_start);
             self.feed.started(&tag, &current.item.title, start, current.item.start_ns);
+            self.metrics.item_aired(tag.airing_kind());
             {
                 let mut snap = self.lock();
                 snap.on_air_title = Some(current.item.title.clone());
@@ -206,6 +223,7 @@ impl<F: Feed> Runner<F> {
                 // Stop and rebuild both take the item off the air where it is; only a rebuild carries it over. A
                 // segment that cannot be written is a rebuild too.
                 let written = self.drain_segments(&output, &mut fragments, wall0, s.origin_ns);
+                self.count_gaps(&splicer, &mut gaps_counted);
                 let interrupt = match written.map(|()| self.commands.try_recv()) {
                     Err(e) => Some(Some(e.to_string())),
                     Ok(Ok(Command::Stop) | Err(TryRecvError::Disconnected)) => Some(None),
@@ -247,6 +265,16 @@ impl<F: Feed> Runner<F> {
             splicer.finish_item(&output);
             self.feed.ended(&tag, wall(wall0, splicer.video_end()), &outcome);
             self.lock().stats = splicer.stats();
+            self.count_gaps(&splicer, &mut gaps_counted);
+        }
+    }
+
+    /// Reports the gaps the splicer found since the last call (its count starts at 0 with every output).
+    fn count_gaps(&self, splicer: &Splicer, counted: &mut u64) {
+        let gaps = splicer.stats().gaps;
+        if gaps > *counted {
+            self.metrics.gaps(gaps - *counted);
+            *counted = gaps;
         }
     }
 
@@ -290,6 +318,9 @@ impl<F: Feed> Runner<F> {
             return Err(e);
         }
         for closed in output.closed() {
+            if let Some(rung) = self.settings.rungs.get(closed.rung) {
+                self.metrics.segment_written(rung);
+            }
             let entry = fragments.entry(closed.index).or_insert((0, closed.start_ns, closed.end_ns));
             entry.0 += 1;
             entry.1 = entry.1.min(closed.start_ns);

@@ -23,6 +23,7 @@ use crate::actor::{self, Context};
 use crate::business_logic::BusinessLogic;
 use crate::config::{Config, SourceConfig, SourceKind};
 use crate::factory::{FactoryHandle, JobEnded};
+use crate::metrics::{Metrics, Rejection};
 use crate::shutdown::Shutdown;
 use crate::store::{JobInput, JobOrigin, JobStatus, NewJob, NewPlan, PlanId, PlanStatus, Store};
 use browser::{Browser, BrowserOptions, CrawlSpec, Found};
@@ -31,6 +32,7 @@ use politeness::Politeness;
 use score::{CandidateInfo, Scorer, Style};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use vvtv_api::curator::{
@@ -65,7 +67,7 @@ impl CuratorHandle {
             model: cfg.llm.model.clone(),
             timeout: Duration::from_secs(cfg.llm.timeout_seconds.max(1)),
         });
-        let scorer = Scorer::new(llm, Duration::from_secs(cfg.llm_cool_down_seconds));
+        let scorer = Scorer::observed(llm, Duration::from_secs(cfg.llm_cool_down_seconds), Some(ctx.metrics.clone()));
         let idle = if cfg.enabled { CuratorState::Idle } else { CuratorState::Disabled };
         let breaker = breaker_report(&scorer);
         let (status_tx, status) = watch::channel(CuratorStatus {
@@ -87,6 +89,7 @@ impl CuratorHandle {
             politeness,
             status: status_tx,
             idle,
+            metrics: ctx.metrics.clone(),
         };
         actor::spawn("curator", ctx, |shutdown| curator.run(rx, shutdown));
         CuratorHandle { tx, status }
@@ -136,6 +139,8 @@ struct Curator {
     status: watch::Sender<CuratorStatus>,
     /// The state between runs: idle, or disabled.
     idle: CuratorState,
+    /// Plans made and rejections by class are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl Curator {
@@ -375,6 +380,7 @@ impl Curator {
     ) -> bool {
         let key = canonical_url(&f.media_url);
         if self.known(&key).await {
+            self.metrics.rejected(Rejection::Duplicate);
             return false;
         }
         let mut plan = NewPlan {
@@ -394,7 +400,7 @@ impl Curator {
             Some(_) => None,
         };
         if let Some(reason) = license_problem {
-            return self.reject(plan, reason, report).await;
+            return self.reject(plan, Rejection::License, reason, report).await;
         }
         let probe = match self.browser(browser).await {
             Ok(b) => b.play_probe(&f.media_url, &self.politeness).await,
@@ -410,10 +416,10 @@ impl Curator {
         plan.duration = duration.and_then(|d| Duration::try_from_secs_f64(d).ok());
         if !probe.playable {
             let why = probe.error.clone().unwrap_or_else(|| "playback did not advance".into());
-            return self.reject(plan, format!("not playable: {why}"), report).await;
+            return self.reject(plan, Rejection::NotPlayable, format!("not playable: {why}"), report).await;
         }
-        if let Some(reason) = self.limits_problem(probe.width, probe.height, duration) {
-            return self.reject(plan, reason, report).await;
+        if let Some((why, reason)) = self.limits_problem(probe.width, probe.height, duration) {
+            return self.reject(plan, why, reason, report).await;
         }
         let info = CandidateInfo {
             title: f.title,
@@ -453,6 +459,7 @@ impl Curator {
             let media_url = path.to_string_lossy().into_owned();
             let key = format!("file://{media_url}");
             if self.known(&key).await {
+                self.metrics.rejected(Rejection::Duplicate);
                 continue;
             }
             let title = path.file_stem().map(|s| s.to_string_lossy().replace(['_', '-'], " ")).unwrap_or_default();
@@ -466,7 +473,11 @@ impl Curator {
             let facts = match facts {
                 Ok(Ok(f)) => f,
                 Ok(Err(e)) => {
-                    self.reject(plan, e.to_string(), report).await;
+                    let why = match e {
+                        crate::media::probe::ProbeError::Rejected(_) => Rejection::NotPlayable,
+                        crate::media::probe::ProbeError::Failed(_) => Rejection::Other,
+                    };
+                    self.reject(plan, why, e.to_string(), report).await;
                     continue;
                 }
                 Err(e) => {
@@ -478,8 +489,10 @@ impl Curator {
             plan.height = Some(facts.video.height);
             plan.duration = Duration::try_from_secs_f64(facts.duration_s).ok();
             plan.playable = Some(true);
-            if let Some(reason) = self.limits_problem(facts.video.width, facts.video.height, Some(facts.duration_s)) {
-                self.reject(plan, reason, report).await;
+            if let Some((why, reason)) =
+                self.limits_problem(facts.video.width, facts.video.height, Some(facts.duration_s))
+            {
+                self.reject(plan, why, reason, report).await;
                 continue;
             }
             let info = CandidateInfo {
@@ -498,21 +511,23 @@ impl Curator {
         Ok(())
     }
 
-    /// The factory's limits, checked before anything is downloaded.
-    fn limits_problem(&self, width: u32, height: u32, duration: Option<f64>) -> Option<String> {
+    /// The factory's limits, checked before anything is downloaded: which one a candidate misses, and how.
+    fn limits_problem(&self, width: u32, height: u32, duration: Option<f64>) -> Option<(Rejection, String)> {
         let f = &self.config.factory;
         if height < f.min_height {
-            return Some(format!("{width}x{height} is below the minimum height of {} lines", f.min_height));
+            let reason = format!("{width}x{height} is below the minimum height of {} lines", f.min_height);
+            return Some((Rejection::TooSmall, reason));
         }
-        match duration {
+        let reason = match duration {
             Some(d) if d < f.min_duration_seconds as f64 => {
-                Some(format!("{d:.0} s is shorter than the minimum of {} s", f.min_duration_seconds))
+                format!("{d:.0} s is shorter than the minimum of {} s", f.min_duration_seconds)
             }
             Some(d) if d > f.max_duration_seconds as f64 => {
-                Some(format!("{d:.0} s is longer than the maximum of {} s", f.max_duration_seconds))
+                format!("{d:.0} s is longer than the maximum of {} s", f.max_duration_seconds)
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some((Rejection::Duration, reason))
     }
 
     /// Has this candidate been planned or rejected before?
@@ -520,8 +535,9 @@ impl Curator {
         self.store.plan_by_key(key).await.ok().flatten().is_some()
     }
 
-    /// Records a rejection (remembered, so the candidate is not looked at again) and reports it.
-    async fn reject(&self, mut plan: NewPlan, reason: String, report: &mut Report) -> bool {
+    /// Records a rejection (remembered, so the candidate is not looked at again), counts its class and reports it.
+    async fn reject(&self, mut plan: NewPlan, why: Rejection, reason: String, report: &mut Report) -> bool {
+        self.metrics.rejected(why);
         plan.status = PlanStatus::Rejected;
         plan.reasons = reason.clone();
         let url = plan.media_url.clone();
@@ -568,6 +584,7 @@ impl Curator {
             }
         };
         let job_id = if approve { self.queue_plan(id).await.ok() } else { None };
+        self.metrics.plan_made(job_id.is_some());
         let status = if job_id.is_some() { PlanStatus::Queued } else { plan.status };
         report.planned.push(PlannedItem {
             plan_id: id,

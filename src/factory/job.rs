@@ -15,6 +15,7 @@ use crate::media::poster;
 use crate::media::probe::{self, Facts, ProbeError};
 use crate::media::transcode::{self, Source};
 use crate::media::{loudness, scan, vmaf, MediaError};
+use crate::metrics::{JobOutcome, Metrics};
 use crate::store::{AssetId, AssetStatus, Job, JobId, JobInput, JobStatus, NewAsset, NewRendition, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,16 @@ pub enum Outcome {
     Rejected(String),
     /// It may work later (network, disk, a stuck pipeline); the error says what happened.
     Failed(String),
+}
+
+impl Outcome {
+    pub fn class(&self) -> JobOutcome {
+        match self {
+            Outcome::Ready { .. } => JobOutcome::Ready,
+            Outcome::Rejected(_) => JobOutcome::Rejected,
+            Outcome::Failed(_) => JobOutcome::Failed,
+        }
+    }
 }
 
 impl From<ProbeError> for Outcome {
@@ -48,6 +59,8 @@ pub struct Workshop {
     pub config: Arc<Config>,
     pub hf: HouseFormat,
     pub vmaf_min: watch::Receiver<f64>,
+    /// Job durations, normalize speed, VMAF and loudness are observed here.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The gain above which a quiet source is not brought up further (noise would be all one hears).
@@ -78,8 +91,10 @@ impl Workshop {
 
     /// Runs every stage of `job` (already claimed, in `downloading` or `probing`).
     pub async fn run(&self, job: &Job) -> Outcome {
+        let started = Instant::now();
         let outcome = self.stages(job).await;
         self.clean_work_files(job.id, matches!(outcome, Outcome::Failed(_)));
+        self.metrics.observe_job(outcome.class(), started.elapsed());
         outcome
     }
 
@@ -278,6 +293,8 @@ impl Workshop {
             Err(e) => return Outcome::Failed(format!("encode crashed: {e}")),
         };
         tracing::info!(job = %job.id, seconds, took = made.took.as_secs_f64(), "normalized");
+        let deviation = made.after.map(|l| l.integrated_lufs - target);
+        self.metrics.observe_normalized(seconds / made.took.as_secs_f64().max(1e-3), made.vmaf.mean, deviation);
 
         // The quality gate.
         if let Err(outcome) = self.store_ok(self.store.set_job_stage(job.id, JobStatus::Gating).await) {

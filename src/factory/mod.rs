@@ -81,7 +81,13 @@ impl FactoryHandle {
         let (ended, _) = broadcast::channel(256);
         let hf = crate::media::house_format::HouseFormat::from_config(&ctx.config.house_format);
         let (vmaf_tx, vmaf_min) = watch::channel(ctx.rules.borrow().vmaf_min);
-        let workshop = Workshop { store: ctx.store.clone(), config: ctx.config.clone(), hf, vmaf_min };
+        let workshop = Workshop {
+            store: ctx.store.clone(),
+            config: ctx.config.clone(),
+            hf,
+            vmaf_min,
+            metrics: ctx.metrics.clone(),
+        };
         let factory = Factory {
             rx,
             workshop,

@@ -1,10 +1,11 @@
-//! The HTTP server: health, the HLS origin, posters and the control API used by vvtvctl (the player page and metrics
-//! arrive with their issues). Every router gets the same [`AppState`].
+//! The HTTP server: health, the HLS origin, posters, the control API used by vvtvctl and `/metrics` (the player page
+//! arrives with its issue). Every router gets the same [`AppState`]; one layer counts every request.
 
 pub mod access;
 pub mod api;
 pub mod auth;
 mod error;
+pub mod metrics;
 pub mod origin;
 mod posters;
 
@@ -13,6 +14,7 @@ use crate::business_logic::BusinessLogic;
 use crate::config::Config;
 use crate::curator::CuratorHandle;
 use crate::factory::FactoryHandle;
+use crate::metrics::Metrics;
 use crate::planner::PlannerHandle;
 use crate::store::{ChannelId, Store};
 use axum::routing::get;
@@ -49,6 +51,8 @@ pub struct AppState {
     /// Signed viewer URLs and country rules.
     pub access: access::Access,
     pub started: Instant,
+    /// Every family the station exports (`GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
         .merge(posters::router())
+        .route("/metrics", get(metrics::scrape))
+        // Last, so that it wraps every route above.
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .with_state(state);
+    // In front of routing: a signed path is checked and routed (and counted) as the path it stands for.
     access::layer(app, access)
 }

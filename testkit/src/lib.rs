@@ -10,6 +10,7 @@
 //! - [`flaky`]: the scriptable HTTP server that misbehaves on purpose (cuts, pacing, hangs, Range/If-Range replies).
 //! - [`media`]: the one media generator: runs a gst-launch description, plus the few clips the tests share.
 //! - [`llm`]: the stand-in for an Ollama or OpenAI-compatible model server.
+//! - [`prometheus`]: readers of the `/metrics` text and of PromQL queries, and the `promtool check metrics` runner.
 //! - [`daemon`]: starts the real `vvtv` binary with a config, reads its log, drives its API and `vvtvctl`, and
 //!   reads the HLS playlists it writes.
 //!
@@ -22,4 +23,5 @@ pub mod daemon;
 pub mod flaky;
 pub mod llm;
 pub mod media;
+pub mod prometheus;
 pub mod site;

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::prompt::{excerpt, parse_answer, prompt, Answer, RETRY_REMINDER};
 use super::{CandidateInfo, LlmConfig, Protocol, Style};
+use crate::metrics::LlmOutcome;
 
 /// Tokens the model may generate: the answer is one short JSON object, and a bound stops a runaway generation.
 const MAX_ANSWER_TOKENS: u32 = 512;
@@ -36,6 +37,18 @@ pub(super) struct Llm {
     pub(super) config: LlmConfig,
     endpoint: String,
     client: reqwest::Client,
+}
+
+impl LlmError {
+    /// The class of the failure, as the call-latency histogram labels it.
+    pub(super) fn outcome(&self) -> LlmOutcome {
+        match self {
+            LlmError::Timeout { .. } => LlmOutcome::Timeout,
+            LlmError::Transport { .. } => LlmOutcome::Unreachable,
+            LlmError::Status { .. } => LlmOutcome::HttpError,
+            LlmError::NotAChatReply { .. } | LlmError::InvalidTwice { .. } => LlmOutcome::BadAnswer,
+        }
+    }
 }
 
 impl Llm {

@@ -25,10 +25,11 @@ pub use deterministic::{deterministic, weights};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::metrics::{LlmOutcome, Metrics};
 use breaker::SharedBreaker;
 use llm::Llm;
 
@@ -141,11 +142,18 @@ struct Inner {
     /// Why an LLM was configured but is not used; reported as every candidate's `fallback_because`.
     unusable_because: Option<String>,
     breaker: SharedBreaker,
+    /// Where each LLM call's latency is observed (None in tests of the scorer alone).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Scorer {
     /// `llm: None` scores deterministically only, and the breaker shows `disabled`.
     pub fn new(llm: Option<LlmConfig>, cool_down: Duration) -> Scorer {
+        Scorer::observed(llm, cool_down, None)
+    }
+
+    /// [`Scorer::new`] that observes the latency of every LLM call in `metrics`.
+    pub fn observed(llm: Option<LlmConfig>, cool_down: Duration, metrics: Option<Arc<Metrics>>) -> Scorer {
         let mut unusable_because = None;
         let llm = llm.and_then(|config| match Llm::new(config) {
             Ok(llm) => Some(llm),
@@ -156,7 +164,7 @@ impl Scorer {
             }
         });
         let breaker = SharedBreaker::new(cool_down, unusable_because.clone());
-        Scorer { inner: Arc::new(Inner { llm, unusable_because, breaker }) }
+        Scorer { inner: Arc::new(Inner { llm, unusable_because, breaker, metrics }) }
     }
 
     /// Scores one candidate. Never fails: whenever the LLM cannot decide, the deterministic scorer does and
@@ -173,7 +181,13 @@ impl Scorer {
             Ok(permit) => permit,
             Err(refused) => return fallback(deterministic(style, c), refused),
         };
-        match llm.ask(style, c).await {
+        let started = Instant::now();
+        let asked = llm.ask(style, c).await;
+        if let Some(m) = &self.inner.metrics {
+            let outcome = asked.as_ref().map_or_else(|e| e.outcome(), |_| LlmOutcome::Ok);
+            m.observe_llm_call(outcome, started.elapsed());
+        }
+        match asked {
             Ok(answer) => {
                 permit.succeeded();
                 Scored {
