@@ -2,6 +2,7 @@
 //! each one. It runs on a short tick and when nudged (new asset ready, an item finished, a rule changed).
 
 mod error;
+pub mod grid;
 pub mod selection;
 
 pub use error::PlannerError;
