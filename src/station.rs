@@ -54,6 +54,14 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
         store.upsert_channel(&ChannelId(c.id.clone()), &c.name).await?;
     }
 
+    for (old, new) in BusinessLogic::deprecated_in_config(&config) {
+        let message = format!(
+            "config key planner.{} is deprecated and will go in the next release: use {new}",
+            old.trim_start_matches("planner.")
+        );
+        let data = serde_json::json!({ "old": old, "new": new });
+        store.event(Actor::Station, None, EventKind::DeprecatedKey, &message, data).await;
+    }
     let (rules, problems) = BusinessLogic::from_config(&config).with_overrides(&store.settings().await?);
     for p in problems {
         let message = format!("stored business-logic value ignored: {p}");
@@ -69,9 +77,9 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_failed)?;
     let local_addr = listener.local_addr().map_err(listen_failed)?;
 
-    let planner = PlannerHandle::spawn(&ctx);
-    let factory = FactoryHandle::spawn(&ctx, planner.clone());
+    let factory = FactoryHandle::spawn(&ctx);
     let curator = CuratorHandle::spawn(&ctx, factory.clone());
+    let planner = PlannerHandle::spawn(&ctx, factory.clone(), curator.clone());
     let broadcasters = config
         .channels
         .iter()

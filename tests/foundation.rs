@@ -76,25 +76,36 @@ fn vvtvctl_drives_the_daemon() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["channels"][0]["items"].is_array(), "{v}");
 
-    let out = d.vvtvctl(&["business-logic", "set", "planner.buffer_minutes=45", "planner.min_score=0.25"]);
+    let out = d.vvtvctl(&["business-logic", "set", "buffer.target_minutes=45", "planner.min_score=0.25"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = d.vvtvctl(&["--json", "business-logic", "show"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["planner.buffer_minutes"], 45);
+    assert_eq!(v["buffer.target_minutes"], 45);
     assert_eq!(v["planner.min_score"], 0.25);
     let text = String::from_utf8_lossy(&d.vvtvctl(&["business-logic", "show"]).stdout).to_string();
-    assert!(text.contains("planner.buffer_minutes") && text.contains("45"), "{text}");
+    assert!(text.contains("buffer.target_minutes") && text.contains("45"), "{text}");
+
+    // The seed's own command, and an old key that still works for one release (with a deprecation event).
+    let out = d.vvtvctl(&["business-logic", "set", "exploration.epsilon=0.15"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(d.api_get("/api/v1/business-logic")["exploration.epsilon"], 0.15);
+    let out = d.vvtvctl(&["business-logic", "set", "planner.exploration_rate=0.2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(d.api_get("/api/v1/business-logic")["exploration.epsilon"], 0.2);
+    let ev = d.api_get("/api/v1/events?limit=50");
+    let deprecated = ev["events"].as_array().unwrap().iter().find(|e| e["kind"] == "deprecated_key");
+    assert!(deprecated.is_some_and(|e| e["message"].as_str().unwrap_or("").contains("exploration.epsilon")), "{ev}");
 
     // Refusals: non-zero exit and the daemon's one-line reason; nothing changes.
-    let out = d.vvtvctl(&["business-logic", "set", "planner.buffer_minutes=0"]);
+    let out = d.vvtvctl(&["business-logic", "set", "buffer.target_minutes=0"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("planner.buffer_minutes") && err.contains("1..=1440"), "{err}");
+    assert!(err.contains("buffer.target_minutes") && err.contains("1..=1440"), "{err}");
     let out = d.vvtvctl(&["business-logic", "set", "no.such.key=1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key"));
     let v = d.api_get("/api/v1/business-logic");
-    assert_eq!(v["planner.buffer_minutes"], 45);
+    assert_eq!(v["buffer.target_minutes"], 45);
 
     // The change is recorded as an event.
     let ev = d.api_get("/api/v1/events?limit=50");
@@ -138,7 +149,7 @@ fn kill_9_loses_no_committed_row() {
         let resp = client
             .put(d.url("/api/v1/business-logic"))
             .bearer_auth(d.token())
-            .json(&serde_json::json!({ "planner.buffer_minutes": minutes }))
+            .json(&serde_json::json!({ "buffer.target_minutes": minutes }))
             .send()
             .unwrap();
         assert_eq!(resp.status(), 200);
@@ -148,7 +159,7 @@ fn kill_9_loses_no_committed_row() {
     drop(d);
 
     let d = Daemon::start(dir.path(), &cfg);
-    assert_eq!(d.api_get("/api/v1/business-logic")["planner.buffer_minutes"], 39);
+    assert_eq!(d.api_get("/api/v1/business-logic")["buffer.target_minutes"], 39);
     let events = d.api_get("/api/v1/events?limit=10000")["events"].as_array().unwrap().clone();
     let set_events = events.iter().filter(|e| e["kind"] == "business_logic_set").count();
     assert_eq!(set_events, 30, "every committed change survives kill -9");
@@ -165,9 +176,9 @@ fn check_config_names_the_bad_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("channels[0].id: \"Main Channel\" must match [a-z0-9-]+"), "{err}");
 
-    std::fs::write(&bad, "[planner]\nbuffer_minutes = \"x\"\n").unwrap();
+    std::fs::write(&bad, "[planner.buffer]\ntarget_minutes = \"x\"\n").unwrap();
     let out = Command::new(vvtv_bin()).arg("check-config").arg(&bad).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("planner.buffer_minutes"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("planner.buffer.target_minutes"));
 
     let good = dir.path().join("good.toml");
     std::fs::write(&good, include_str!("../config/vvtv.toml")).unwrap();

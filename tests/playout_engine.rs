@@ -79,6 +79,7 @@ fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
                 duration_ns: scan.video_end_ns,
                 keyframes_ns: scan.keyframes_ns.clone(),
                 start_ns: 0,
+                end_ns: None,
             }
         })
         .collect()

@@ -40,6 +40,23 @@ pub struct Asset {
     #[schema(value_type = Object)]
     pub source_facts: serde_json::Value,
     pub tags: Vec<String>,
+    /// What its plan said it is about (the EPG's description when no synopsis was written).
+    #[serde(default)]
+    pub description: String,
+    /// The curator source it came from (`manual`, `inbox` or `demo` otherwise).
+    #[serde(default)]
+    pub source_name: String,
+    /// ISO 639-1, when known.
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub rating: Option<String>,
+    /// Items of one series are kept apart by `diversity.separation_minutes`.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// The curator's score of its plan (0..=1).
+    #[serde(default)]
+    pub curator_score: Option<f64>,
     #[serde(rename = "last_aired_ms", with = "option_time_ms")]
     #[schema(value_type = Option<i64>)]
     pub last_aired: Option<DateTime<Utc>>,

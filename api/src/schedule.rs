@@ -1,6 +1,6 @@
 //! What each channel will air (schedule rows) and what it did air (airings).
 
-use crate::wire_time::{duration_ms, option_time_ms, time_ms};
+use crate::wire_time::{duration_ms, option_duration_ms, option_time_ms, time_ms};
 use crate::{AiringId, AiringKind, AssetId, ChannelId, ScheduleId, ScheduleStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,27 @@ pub struct QueueItem {
     #[serde(rename = "resume_ms", with = "duration_ms")]
     #[schema(value_type = i64)]
     pub resume: Duration,
+    /// When it is expected to start, recomputed from what actually aired.
+    #[serde(default, rename = "planned_start_ms", with = "option_time_ms")]
+    #[schema(value_type = Option<i64>)]
+    pub planned_start: Option<DateTime<Utc>>,
+    /// Where in the asset it ends when a hard slot start cuts it (null: at its end).
+    #[serde(default, rename = "end_ms", with = "option_duration_ms")]
+    #[schema(value_type = Option<i64>)]
+    pub end: Option<Duration>,
+    /// The fixed-time slot it fills.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// Padding before a slot.
+    #[serde(default)]
+    pub filler: bool,
+}
+
+impl QueueItem {
+    /// How long it airs from where it starts (a resume point) to where it ends (a cut point or the asset's end).
+    pub fn remaining(&self) -> Duration {
+        self.end.unwrap_or(self.duration).min(self.duration).saturating_sub(self.resume)
+    }
 }
 
 /// Something that went on air.

@@ -196,6 +196,8 @@ named_enum! {
         SettingIgnored = "setting_ignored",
         /// An operator changed business-logic keys.
         BusinessLogicSet = "business_logic_set",
+        /// A deprecated business-logic key was used (it still works for one release).
+        DeprecatedKey = "deprecated_key",
         /// The playlists on disk were read back at start (fresh, continued or reset).
         PlaylistRecovered = "playlist_recovered",
         /// The channel's playout could not start.
@@ -216,6 +218,14 @@ named_enum! {
         EmergencyPool = "emergency_pool",
         /// The planner appended items to a schedule.
         Scheduled = "scheduled",
+        /// A channel's programme ahead fell below `buffer.emergency_minutes`: the emergency loop started.
+        BufferLow = "buffer_low",
+        /// A channel's programme ahead is back at `buffer.target_minutes`.
+        BufferRecovered = "buffer_recovered",
+        /// The curator was asked to run every source now.
+        UrgentDiscovery = "urgent_discovery",
+        /// A fixed-time slot could not get what it asked for (nothing tagged), or started late.
+        SlotMissed = "slot_missed",
         /// A demo clip was made for an empty library.
         DemoClip = "demo_clip",
         /// The demo clips could not be made.

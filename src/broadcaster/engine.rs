@@ -66,6 +66,8 @@ pub struct Item {
     pub keyframes_ns: Vec<i64>,
     /// Start this far into the asset (a keyframe), to resume after a crash.
     pub start_ns: i64,
+    /// End here in the asset (a keyframe) instead of at its end: the planner cut it for a hard slot start.
+    pub end_ns: Option<i64>,
 }
 
 /// Where an item lies on the output timeline (ns from the origin).

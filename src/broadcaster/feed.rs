@@ -118,7 +118,7 @@ impl Feed for StoreFeed {
             };
             let built = self.block(async {
                 let asset = self.store.asset(row.asset_id).await?;
-                item_for(&self.store, &self.hf, &asset, row.resume).await
+                item_for(&self.store, &self.hf, &asset, row.resume, row.end).await
             });
             match built {
                 Ok(item) => return Next { item, tag: Tag::Scheduled { schedule_id: row.id, asset_id: row.asset_id } },
@@ -191,7 +191,13 @@ impl Feed for StoreFeed {
 }
 
 /// The playout item of an asset: its renditions in ladder order, starting at the last keyframe ≤ `resume`.
-async fn item_for(store: &Store, hf: &HouseFormat, asset: &Asset, resume: Duration) -> Result<Item, BroadcasterError> {
+async fn item_for(
+    store: &Store,
+    hf: &HouseFormat,
+    asset: &Asset,
+    resume: Duration,
+    end: Option<Duration>,
+) -> Result<Item, BroadcasterError> {
     if asset.status != AssetStatus::Ready {
         return Err(BroadcasterError::NotAirable {
             asset: asset.id,
@@ -210,11 +216,12 @@ async fn item_for(store: &Store, hf: &HouseFormat, asset: &Asset, resume: Durati
         }
         files.push(r.path.clone());
     }
+    let until = end.unwrap_or(asset.duration).min(asset.duration);
     let start = asset
         .keyframes
         .iter()
         .copied()
-        .filter(|&k| k <= resume && asset.duration.saturating_sub(k) > RESUME_TAIL)
+        .filter(|&k| k <= resume && until.saturating_sub(k) > RESUME_TAIL)
         .max()
         .unwrap_or_default();
     let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
@@ -224,6 +231,7 @@ async fn item_for(store: &Store, hf: &HouseFormat, asset: &Asset, resume: Durati
         duration_ns: ns(asset.duration),
         keyframes_ns: asset.keyframes.iter().map(|&k| ns(k)).collect(),
         start_ns: ns(start),
+        end_ns: end.filter(|&e| e < asset.duration).map(ns),
     })
 }
 
@@ -241,7 +249,7 @@ pub async fn ensure_slate(
         dir_name: format!("slate-{}", channel.id),
     };
     let asset = factory.clip(request).await?;
-    Ok(Next { item: item_for(store, hf, &asset, Duration::ZERO).await?, tag: Tag::Slate })
+    Ok(Next { item: item_for(store, hf, &asset, Duration::ZERO, None).await?, tag: Tag::Slate })
 }
 
 /// `count` items from the emergency pool; when the pool is empty, a slate showing the reason.
@@ -257,7 +265,7 @@ pub async fn emergency_items(
     let mut out = Vec::new();
     for asset in pool.iter().cycle().take(if pool.is_empty() { 0 } else { count as usize }) {
         out.push(Next {
-            item: item_for(store, hf, asset, Duration::ZERO).await?,
+            item: item_for(store, hf, asset, Duration::ZERO, None).await?,
             tag: Tag::Emergency { asset_id: Some(asset.id), reason: reason.into() },
         });
     }
@@ -272,7 +280,7 @@ pub async fn emergency_items(
         };
         let asset = factory.clip(request).await?;
         let next = Next {
-            item: item_for(store, hf, &asset, Duration::ZERO).await?,
+            item: item_for(store, hf, &asset, Duration::ZERO, None).await?,
             tag: Tag::Emergency { asset_id: None, reason: reason.into() },
         };
         out = std::iter::repeat_n(next, count.max(1) as usize).collect();

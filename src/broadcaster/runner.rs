@@ -216,7 +216,12 @@ impl<F: Feed> Runner<F> {
                 snap.on_air_duration_ns = current.item.duration_ns;
             }
             next = self.prepare_next(&splicer, &output, &clock, urgent, None, Some(&tag));
-            let mut cut_requested = false;
+            // A planned end (a hard slot start) is a cut at that keyframe that the schedule asked for.
+            let planned_end = current.item.end_ns.filter(|&e| e > current.item.start_ns).and_then(|e| {
+                splicer.cut(&current.item, placement, placement.video_start + (e - 1) - current.item.start_ns)
+            });
+            let mut cut_requested = planned_end.is_some();
+            let mut emergency_cut = false;
             // Position reached in the asset: where a cut, a stop or a rebuild leaves it.
             let reached = || current.item.start_ns + (splicer.video_end() - placement.video_start).max(0);
             let outcome = loop {
@@ -234,6 +239,7 @@ impl<F: Feed> Runner<F> {
                         drop(next.take());
                         if splicer.cut(&current.item, placement, splicer.video_end()).is_some() {
                             cut_requested = true;
+                            emergency_cut = true;
                         }
                         next = self.prepare_next(&splicer, &output, &clock, urgent, None, Some(&tag));
                         None
@@ -253,7 +259,7 @@ impl<F: Feed> Runner<F> {
                     return Ok((Exit::Stop, None));
                 }
                 if cut_requested && splicer.past_cut() {
-                    break Outcome::Cut { at_ns: reached() };
+                    break if emergency_cut { Outcome::Cut { at_ns: reached() } } else { Outcome::Complete };
                 }
                 match current.poll_end(Duration::from_millis(20)) {
                     Ok(true) => break Outcome::Complete,

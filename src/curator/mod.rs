@@ -22,7 +22,7 @@ pub use error::CuratorError;
 use crate::actor::{self, Context};
 use crate::business_logic::BusinessLogic;
 use crate::config::{Config, SourceConfig, SourceKind};
-use crate::factory::{FactoryHandle, JobEnded};
+use crate::factory::{FactoryEvent, FactoryHandle, JobEnded};
 use crate::metrics::{Metrics, Rejection};
 use crate::shutdown::Shutdown;
 use crate::store::{JobInput, JobOrigin, JobStatus, NewJob, NewPlan, PlanId, PlanStatus, Store};
@@ -46,8 +46,19 @@ const VIDEO_EXTENSIONS: [&str; 8] = ["mp4", "m4v", "mov", "mkv", "webm", "ts", "
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 enum Msg {
-    Discover { query: Option<String>, max_plans: u32, reply: oneshot::Sender<Result<Report, CuratorError>> },
-    Approve { plan: PlanId, reply: oneshot::Sender<Result<Approved, CuratorError>> },
+    Discover {
+        query: Option<String>,
+        max_plans: u32,
+        reply: oneshot::Sender<Result<Report, CuratorError>>,
+    },
+    Approve {
+        plan: PlanId,
+        reply: oneshot::Sender<Result<Approved, CuratorError>>,
+    },
+    /// A channel is running out of programme: every source is due now.
+    Urgent {
+        reason: String,
+    },
 }
 
 /// The curator's whole public surface: a request channel and its published status.
@@ -107,6 +118,11 @@ impl CuratorHandle {
         rx.await.map_err(|_| CuratorError::Interrupted)?
     }
 
+    /// Asks for discovery on every source now (the planner's buffer is below its emergency level). Does not wait.
+    pub fn urgent(&self, reason: String) {
+        let _ = self.tx.try_send(Msg::Urgent { reason });
+    }
+
     /// Sends a waiting plan to the factory.
     pub async fn approve(&self, plan: PlanId) -> Result<Approved, CuratorError> {
         let (reply, rx) = oneshot::channel();
@@ -133,7 +149,7 @@ struct Curator {
     rules: watch::Receiver<BusinessLogic>,
     factory: FactoryHandle,
     /// Jobs the factory finished: the plans they came from are updated here (the curator writes plan statuses).
-    ended: broadcast::Receiver<JobEnded>,
+    ended: broadcast::Receiver<FactoryEvent>,
     scorer: Scorer,
     politeness: Politeness,
     status: watch::Sender<CuratorStatus>,
@@ -160,13 +176,28 @@ impl Curator {
             tokio::select! {
                 _ = shutdown.recv() => return,
                 ended = self.ended.recv() => match ended {
-                    Ok(ended) => self.job_ended(&ended).await,
+                    Ok(FactoryEvent::JobEnded(ended)) => self.job_ended(&ended).await,
+                    Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => tracing::warn!("curator missed {n} job outcome(s)"),
                     Err(broadcast::error::RecvError::Closed) => {}
                 },
                 msg = rx.recv() => match msg {
                     None => return,
                     Some(Msg::Approve { plan, reply }) => { let _ = reply.send(self.approve(plan).await); }
+                    Some(Msg::Urgent { reason }) => {
+                        let sources: Vec<String> = self.config.curator.sources.iter().map(|s| s.name.clone()).collect();
+                        let message = if sources.is_empty() {
+                            format!("urgent discovery asked ({reason}), but no source is configured")
+                        } else {
+                            format!("urgent discovery ({reason}): running {} now", sources.join(", "))
+                        };
+                        let data = serde_json::json!({ "sources": sources, "reason": reason });
+                        self.store.event(crate::store::Actor::Curator, None, crate::store::EventKind::UrgentDiscovery, &message, data).await;
+                        let now = Instant::now();
+                        for name in sources {
+                            due.insert(name, now);
+                        }
+                    }
                     Some(Msg::Discover { query, max_plans, reply }) => {
                         let sources: Vec<SourceConfig> = self.config.curator.sources.iter()
                             .filter(|s| s.kind == SourceKind::Browser).cloned().collect();
@@ -202,7 +233,11 @@ impl Curator {
                             _ = shutdown.recv() => return,
                             _ = self.run_source(&src, None, src.max_plans, &mut report) => {}
                         }
-                        due.insert(src.name.clone(), Instant::now() + Duration::from_secs(src.interval_minutes as u64 * 60));
+                        if src.interval_minutes > 0 {
+                            due.insert(src.name.clone(), Instant::now() + Duration::from_secs(src.interval_minutes as u64 * 60));
+                        } else {
+                            due.remove(&src.name);
+                        }
                     }
                 }
             }

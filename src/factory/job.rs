@@ -16,7 +16,7 @@ use crate::media::probe::{self, Facts, ProbeError};
 use crate::media::transcode::{self, Source};
 use crate::media::{loudness, scan, vmaf, MediaError};
 use crate::metrics::{JobOutcome, Metrics};
-use crate::store::{AssetId, AssetStatus, Job, JobId, JobInput, JobStatus, NewAsset, NewRendition, Store};
+use crate::store::{AssetId, AssetStatus, Job, JobId, JobInput, JobOrigin, JobStatus, NewAsset, NewRendition, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -351,6 +351,7 @@ impl Workshop {
             .collect();
         let before = made.loudness.as_ref().and_then(|n| n.before);
         let title = self.title_for(job, source).await;
+        let content = self.content_of(job).await;
         let facts_json = serde_json::json!({
             "source": facts,
             "audio": made.loudness.as_ref().map(|n| serde_json::json!({
@@ -377,7 +378,13 @@ impl Workshop {
                 true_peak_dbtp: made.after.map(|l| l.true_peak_dbtp),
                 vmaf: Some((score.mean, score.min, score.p5)),
                 source_facts: facts_json,
-                tags: Vec::new(),
+                tags: content.tags,
+                description: content.description,
+                source_name: content.source_name,
+                curator_score: content.score,
+                language: None,
+                rating: None,
+                series: None,
                 renditions,
             })
             .await;
@@ -387,6 +394,24 @@ impl Workshop {
                 let _ = std::fs::remove_dir_all(&final_dir);
                 Outcome::Failed(e.to_string())
             }
+        }
+    }
+
+    /// What the curator knew of the content (from the job's plan), or where an operator's ingest came from.
+    async fn content_of(&self, job: &Job) -> Content {
+        let plan = match job.plan_id {
+            Some(id) => self.store.plan(id).await.ok(),
+            None => None,
+        };
+        let source_name = match (&plan, job.origin) {
+            (Some(p), _) => p.source.clone(),
+            (None, JobOrigin::Inbox) => "inbox".into(),
+            (None, JobOrigin::Demo) => "demo".into(),
+            (None, _) => "manual".into(),
+        };
+        match plan {
+            Some(p) => Content { tags: p.tags, description: p.description, source_name, score: p.score },
+            None => Content { tags: Vec::new(), description: String::new(), source_name, score: None },
         }
     }
 
@@ -433,6 +458,14 @@ impl Workshop {
             let _ = std::fs::remove_file(part.with_extension("download.meta"));
         }
     }
+}
+
+/// What is known of an asset's content when it is recorded.
+struct Content {
+    tags: Vec<String>,
+    description: String,
+    source_name: String,
+    score: Option<f64>,
 }
 
 struct Made {

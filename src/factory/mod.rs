@@ -6,7 +6,7 @@
 //! assets' status), so nothing is lost on a crash: at start, every job a worker owned goes back to the queue and the
 //! work folder is cleaned (partial downloads are kept and resumed). Up to `factory.workers` jobs run at once, highest
 //! priority first. A failure is retried with back-off; a rejection is final. When a job ends the factory tells its
-//! subscribers (the curator updates the job's plan) and nudges the planner when an asset became ready. It pauses
+//! subscribers (the curator updates the job's plan; the planner looks at the library again when it changed). It pauses
 //! while free disk is below `factory.min_free_disk_gb`, and evicts the least recently aired assets beyond
 //! `factory.assets_quota_gb`.
 
@@ -26,7 +26,6 @@ pub use error::{FactoryError, IngestRefused};
 
 use crate::actor::{self, Context};
 use crate::config::Config;
-use crate::planner::PlannerHandle;
 use crate::shutdown::Shutdown;
 use crate::store::{
     Actor, Asset, AssetId, AssetStatus, EventKind, Job, JobId, JobInput, JobOrigin, JobStatus, NewJob, PlanId, Store,
@@ -48,6 +47,15 @@ const RETRY_BASE: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(10);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the factory tells its subscribers.
+#[derive(Debug, Clone)]
+pub enum FactoryEvent {
+    /// A job ended for good.
+    JobEnded(JobEnded),
+    /// Assets became ready or left the air (an ingest, demo clips, a bad or evicted asset): schedules may change.
+    LibraryChanged,
+}
 
 /// A job that ended for good: what the curator needs to update the job's plan.
 #[derive(Debug, Clone)]
@@ -72,13 +80,13 @@ enum Msg {
 #[derive(Clone, Debug)]
 pub struct FactoryHandle {
     tx: mpsc::Sender<Msg>,
-    ended: broadcast::Sender<JobEnded>,
+    events: broadcast::Sender<FactoryEvent>,
 }
 
 impl FactoryHandle {
-    pub fn spawn(ctx: &Context, planner: PlannerHandle) -> FactoryHandle {
+    pub fn spawn(ctx: &Context) -> FactoryHandle {
         let (tx, rx) = mpsc::channel(64);
-        let (ended, _) = broadcast::channel(256);
+        let (events, _) = broadcast::channel(256);
         let hf = crate::media::house_format::HouseFormat::from_config(&ctx.config.house_format);
         let (vmaf_tx, vmaf_min) = watch::channel(ctx.rules.borrow().vmaf_min);
         let workshop = Workshop {
@@ -93,15 +101,14 @@ impl FactoryHandle {
             workshop,
             rules: ctx.rules.clone(),
             vmaf_tx,
-            planner,
-            ended: ended.clone(),
+            events: events.clone(),
             roots: input::ingest_roots(&ctx.config),
             clip_turn: Arc::new(tokio::sync::Mutex::new(())),
             paused: None,
             running: BTreeMap::new(),
         };
         actor::spawn("factory", ctx, |shutdown| factory.run(shutdown));
-        FactoryHandle { tx, ended }
+        FactoryHandle { tx, events }
     }
 
     async fn ask<T>(&self, msg: impl FnOnce(Reply<T>) -> Msg) -> Result<T, FactoryError> {
@@ -140,9 +147,9 @@ impl FactoryHandle {
         self.ask(|reply| Msg::Clip { request, reply }).await
     }
 
-    /// Jobs ending from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<JobEnded> {
-        self.ended.subscribe()
+    /// What happens in the factory from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<FactoryEvent> {
+        self.events.subscribe()
     }
 }
 
@@ -151,8 +158,7 @@ struct Factory {
     workshop: Workshop,
     rules: watch::Receiver<crate::business_logic::BusinessLogic>,
     vmaf_tx: watch::Sender<f64>,
-    planner: PlannerHandle,
-    ended: broadcast::Sender<JobEnded>,
+    events: broadcast::Sender<FactoryEvent>,
     roots: Vec<PathBuf>,
     /// Held while a clip is made, so two requests for the same clip make it once.
     clip_turn: Arc<tokio::sync::Mutex<()>>,
@@ -186,7 +192,7 @@ impl Factory {
                 made = &mut demo, if !demo_done => {
                     demo_done = true;
                     match made {
-                        Ok(n) if n > 0 => self.planner.nudge(),
+                        Ok(n) if n > 0 => { let _ = self.events.send(FactoryEvent::LibraryChanged); }
                         Ok(_) => {}
                         Err(e) => store.event(Actor::Factory, None, EventKind::DemoFailed, &format!("could not make demo clips: {e}"), serde_json::json!({})).await,
                     }
@@ -243,6 +249,7 @@ impl Factory {
                 if let Err(e) = self.store().mark_asset_bad(asset, &reason).await {
                     tracing::error!("cannot mark asset {asset} bad: {e}");
                 }
+                let _ = self.events.send(FactoryEvent::LibraryChanged);
                 let _ = reply.send(());
             }
             Msg::SetEmergency { asset, on, reply } => {
@@ -381,9 +388,9 @@ impl Factory {
                 .event(Actor::Factory, None, kind, &message, serde_json::json!({ "job_id": job.id, "asset_id": asset }))
                 .await;
         }
-        let _ = self.ended.send(JobEnded { job: job.id, plan: job.plan_id, status, asset });
+        let _ = self.events.send(FactoryEvent::JobEnded(JobEnded { job: job.id, plan: job.plan_id, status, asset }));
         if status == JobStatus::Ready {
-            self.planner.nudge();
+            let _ = self.events.send(FactoryEvent::LibraryChanged);
         }
         if let (JobOrigin::Inbox, JobInput::File(path)) = (job.origin, &job.input) {
             inbox::file_away(path, status == JobStatus::Ready, reason.as_deref());

@@ -56,6 +56,7 @@ pub async fn make_asset(
             b_frame_delay: Some(Duration::from_nanos(scan.first_dts_ns.saturating_neg().max(0) as u64)),
             keyframes: scan.keyframes_ns.iter().map(|&k| Duration::from_nanos(k.max(0) as u64)).collect(),
             source_facts: facts,
+            source_name: if kind == AssetKind::Demo { "demo".into() } else { "generated".into() },
             renditions,
             ..Default::default()
         })

@@ -1,26 +1,37 @@
-//! The planner keeps each channel's schedule filled `buffer_minutes` ahead with ready assets, and says why it chose
-//! each one. It runs on a short tick and when nudged (new asset ready, an item finished, a rule changed).
+//! The planner keeps each channel's schedule filled `buffer.target_minutes` ahead from the channel's own library,
+//! by its grid (dayparts, fixed-time slots) and rules (separation, weights, ε-exploration), and says why it chose
+//! each item. Planned start times are recomputed from what actually aired every round, so the grid never drifts.
+//! Below `buffer.emergency_minutes` it records the emergency and asks the curator for urgent discovery.
+//! It runs on a short tick and when nudged (the library changed, an item went on air, a rule changed).
 
 mod error;
+pub mod fill;
 pub mod grid;
+pub mod library;
 pub mod selection;
 
 pub use error::PlannerError;
 
 use crate::actor::{self, Context};
 use crate::business_logic::BusinessLogic;
+use crate::config::ChannelConfig;
+use crate::curator::CuratorHandle;
+use crate::factory::{ClipRequest, FactoryEvent, FactoryHandle};
+use crate::media::transcode::TestPattern;
 use crate::shutdown::Shutdown;
-use crate::store::{Actor, ChannelId, EventKind, Store};
-use chrono::Utc;
+use crate::store::{Actor, AssetId, ChannelId, EventKind, NewScheduleItem, ScheduleStatus, Store};
+use chrono::{DateTime, Utc};
+use fill::{Planned, Row};
+use grid::Grid;
+use selection::{Recent, SelectionRules};
+use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use vvtv_api::station::PlannerStatus;
 
 const TICK: Duration = Duration::from_secs(5);
-/// Below this much programme ahead, a repeat inside the diversity window beats falling back to the slate.
+/// Up to this much programme ahead, a repeat inside the diversity window beats falling back to the slate.
 const MIN_AHEAD: Duration = Duration::from_secs(60);
-/// Bounds one top-up round even if the library holds only very short assets.
-const MAX_PICKS_PER_ROUND: usize = 200;
 
 enum Msg {
     Nudge,
@@ -33,13 +44,21 @@ pub struct PlannerHandle {
 }
 
 impl PlannerHandle {
-    pub fn spawn(ctx: &Context) -> PlannerHandle {
+    pub fn spawn(ctx: &Context, factory: FactoryHandle, curator: CuratorHandle) -> PlannerHandle {
         let (tx, rx) = mpsc::channel(64);
-        let channels = ctx.config.channels.iter().map(|c| ChannelId(c.id.clone())).collect();
+        let channels = ctx
+            .config
+            .channels
+            .iter()
+            .map(|c| ChannelPlan { id: ChannelId(c.id.clone()), grid: Grid::new(c), config: c.clone(), low: false })
+            .collect();
         let planner = Planner {
             rx,
             store: ctx.store.clone(),
             rules: ctx.rules.clone(),
+            events: factory.subscribe(),
+            factory,
+            curator,
             channels,
             status: PlannerStatus::default(),
         };
@@ -59,11 +78,23 @@ impl PlannerHandle {
     }
 }
 
+/// One channel's planning state.
+struct ChannelPlan {
+    id: ChannelId,
+    config: ChannelConfig,
+    grid: Grid,
+    /// The buffer is below its emergency level (recorded once, and its recovery once).
+    low: bool,
+}
+
 struct Planner {
     rx: mpsc::Receiver<Msg>,
     store: Store,
     rules: watch::Receiver<BusinessLogic>,
-    channels: Vec<ChannelId>,
+    events: broadcast::Receiver<FactoryEvent>,
+    factory: FactoryHandle,
+    curator: CuratorHandle,
+    channels: Vec<ChannelPlan>,
     status: PlannerStatus,
 }
 
@@ -75,6 +106,11 @@ impl Planner {
                 _ = shutdown.recv() => return,
                 _ = tick.tick() => self.round().await,
                 _ = self.rules.changed() => self.round().await,
+                event = self.events.recv() => {
+                    if matches!(event, Ok(FactoryEvent::LibraryChanged) | Err(broadcast::error::RecvError::Lagged(_))) {
+                        self.round().await;
+                    }
+                }
                 msg = self.rx.recv() => match msg {
                     None => return,
                     Some(Msg::Nudge) => self.round().await,
@@ -87,125 +123,174 @@ impl Planner {
     async fn round(&mut self) {
         self.status.rounds += 1;
         let rules = self.rules.borrow().clone();
-        for channel in self.channels.clone() {
-            match top_up(&self.store, &channel, &rules).await {
+        let mut channels = std::mem::take(&mut self.channels);
+        for channel in &mut channels {
+            match self.top_up(channel, &rules).await {
                 Ok(n) => {
                     self.status.scheduled_total += n as u64;
                     self.status.last_error = None;
                 }
                 Err(e) => {
-                    tracing::warn!("planner: channel {channel}: {e}");
-                    self.status.last_error = Some(format!("channel {channel}: {e}"));
+                    tracing::warn!("planner: channel {}: {e}", channel.id);
+                    self.status.last_error = Some(format!("channel {}: {e}", channel.id));
                 }
             }
         }
-    }
-}
-
-/// Appends items until the channel has `buffer_minutes` ahead. Picks the asset that has waited longest since it was
-/// last scheduled on this channel, never one of the last `diversity_window` items when another is available.
-async fn top_up(store: &Store, channel: &ChannelId, rules: &BusinessLogic) -> Result<usize, PlannerError> {
-    let target = Duration::from_secs(u64::from(rules.buffer_minutes) * 60);
-    let mut queued = store.queued(channel).await?;
-    let mut picked = 0;
-    while queued < target && picked < MAX_PICKS_PER_ROUND {
-        let candidates = store.airable_assets_for(channel).await?;
-        let recent = store.recent_scheduled_assets(channel, i64::from(rules.diversity_window)).await?;
-        let fresh = candidates.iter().find(|c| !recent.contains(&c.asset.id));
-        // A repeat inside the diversity window is scheduled only to keep the channel off the slate; otherwise the
-        // round stops and waits for the library to grow (a new asset is picked up on the next round).
-        let Some(choice) = fresh.or_else(|| if queued < MIN_AHEAD { candidates.first() } else { None }) else {
-            break;
-        };
-        let reason = match choice.last_scheduled {
-            None => "never scheduled on this channel".to_string(),
-            Some(at) => format!(
-                "waited longest since last scheduled ({} ago){}",
-                human_age((Utc::now() - at).to_std().unwrap_or_default()),
-                if recent.contains(&choice.asset.id) { "; library smaller than the diversity window" } else { "" }
-            ),
-        };
-        store.schedule_append(channel, choice.asset.id, &reason).await?;
-        queued += choice.asset.duration.max(Duration::from_millis(1));
-        picked += 1;
-    }
-    if picked > 0 {
-        store
-            .event(
-                Actor::Planner,
-                Some(channel),
-                EventKind::Scheduled,
-                &format!("scheduled {picked} item(s); {:.1} min ahead", queued.as_secs_f64() / 60.0),
-                serde_json::json!({ "items": picked }),
-            )
-            .await;
-    }
-    Ok(picked)
-}
-
-fn human_age(age: Duration) -> String {
-    let s = age.as_secs();
-    match s {
-        0..=119 => format!("{s} s"),
-        120..=7199 => format!("{} min", s / 60),
-        _ => format!("{} h", s / 3600),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{AssetId, AssetKind, NewAsset};
-
-    /// A real store in a temp dir with channel `main`.
-    async fn channel() -> (tempfile::TempDir, Store, ChannelId) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
-        let ch = ChannelId("main".into());
-        store.upsert_channel(&ch, "Main").await.unwrap();
-        (dir, store, ch)
+        self.channels = channels;
     }
 
-    async fn clip(store: &Store, dir: &tempfile::TempDir, title: &str, seconds: u64) -> AssetId {
-        let a = NewAsset {
-            title: title.into(),
-            kind: Some(AssetKind::Demo),
-            dir: dir.path().into(),
-            duration: Duration::from_secs(seconds),
-            ..Default::default()
-        };
-        store.insert_asset(&a).await.unwrap()
-    }
-
-    #[tokio::test]
-    async fn fills_buffer_round_robin_with_reasons() {
-        let (dir, store, ch) = channel().await;
-        let mut ids = Vec::new();
-        for i in 0..3 {
-            ids.push(clip(&store, &dir, &format!("clip {i}"), 60).await);
+    /// Re-anchors the channel's planned starts on what aired, then appends items until the buffer target is reached.
+    async fn top_up(&self, channel: &mut ChannelPlan, rules: &BusinessLogic) -> Result<usize, PlannerError> {
+        let store = &self.store;
+        let now = Utc::now();
+        let end = reanchor(store, &channel.id, now).await?;
+        let ahead = (end - now).to_std().unwrap_or_default();
+        let airable = store.airable_assets(&channel.id).await?;
+        let audience = HashMap::new();
+        let library = library::candidates(&channel.config, &airable, &audience);
+        self.watch_buffer(channel, rules, ahead, library.len()).await;
+        if ahead >= rules.buffer_target() || library.is_empty() {
+            return Ok(0);
         }
-        let mut rules = BusinessLogic::from_config(&crate::config::Config::default());
-        rules.buffer_minutes = 5;
-        rules.diversity_window = 2;
-        let n = top_up(&store, &ch, &rules).await.unwrap();
-        assert_eq!(n, 5, "5 one-minute items fill a 5-minute buffer");
-        let q = store.upcoming(&ch, 10).await.unwrap();
-        let order: Vec<_> = q.iter().map(|i| i.asset_id).collect();
-        assert_eq!(order, vec![ids[0], ids[1], ids[2], ids[0], ids[1]]);
-        assert!(q.iter().all(|i| !i.reason.is_empty()));
-        assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 0, "a full buffer takes nothing more");
+        let lookback = Duration::from_secs(u64::from(rules.window_minutes.max(rules.separation_minutes).max(60)) * 60);
+        let since = end - chrono::Duration::from_std(lookback).unwrap_or_default();
+        let history: Vec<Recent> = store
+            .schedule_history(&channel.id, since)
+            .await?
+            .into_iter()
+            .map(|h| Recent { asset: h.asset, start: h.start, tags: h.tags, source: h.source_name, series: h.series })
+            .collect();
+        let filled: Vec<String> = store.upcoming(&channel.id, 1000).await?.into_iter().filter_map(|q| q.slot).collect();
+        let keyframes: HashMap<AssetId, Vec<Duration>> =
+            airable.iter().map(|a| (a.asset.id, a.asset.keyframes.clone())).collect();
+        let slot_index = store.schedule_count(&channel.id).await?;
+        let start = fill::Start {
+            at: end,
+            until: now + chrono::Duration::from_std(rules.buffer_target()).unwrap_or_default(),
+            slot_index,
+            history: &history,
+            filled_slots: &filled,
+            repeat_until: now + chrono::Duration::from_std(MIN_AHEAD).unwrap_or_default(),
+        };
+        let rows = {
+            let keyframes_of = |id: AssetId| keyframes.get(&id).cloned().unwrap_or_default();
+            let view = fill::Channel {
+                id: channel.id.as_str(),
+                grid: &channel.grid,
+                library: &library,
+                keyframes: &keyframes_of,
+            };
+            fill::fill(&view, &selection_rules(rules), &start)
+        };
+        let mut appended = 0;
+        for row in rows {
+            if !self.append(channel, row).await? {
+                break;
+            }
+            appended += 1;
+        }
+        if appended > 0 {
+            let ahead = store.queued(&channel.id).await?;
+            let message = format!("scheduled {appended} item(s); {:.1} min ahead", ahead.as_secs_f64() / 60.0);
+            let data = serde_json::json!({ "items": appended });
+            store.event(Actor::Planner, Some(&channel.id), EventKind::Scheduled, &message, data).await;
+        }
+        Ok(appended)
     }
 
-    #[tokio::test]
-    async fn a_lone_asset_is_not_repeated_to_fill_the_buffer() {
-        let (dir, store, ch) = channel().await;
-        clip(&store, &dir, "only", 20).await;
-        let rules = BusinessLogic::from_config(&crate::config::Config::default());
-        // Enough repeats to keep one minute ahead (off the slate), not thirty minutes of the same clip.
-        assert_eq!(top_up(&store, &ch, &rules).await.unwrap(), 3);
-        let new_id = clip(&store, &dir, "new", 20).await;
-        top_up(&store, &ch, &rules).await.unwrap();
-        let q = store.upcoming(&ch, 10).await.unwrap();
-        assert_eq!(q[3].asset_id, new_id, "a new asset is picked up on the next round");
+    /// Appends one row (making its "up next" card first); false when the rest of the round must wait.
+    async fn append(&self, channel: &ChannelPlan, row: Row) -> Result<bool, PlannerError> {
+        let (asset, pick) = match &row.planned {
+            Planned::Asset { asset, pick } => (*asset, serde_json::to_value(pick).ok()),
+            Planned::Card { duration, next_title, next_at } => {
+                let at = next_at.with_timezone(&channel.grid.tz()).format("%H:%M");
+                let seconds = duration.as_secs().max(2);
+                let request = ClipRequest {
+                    title: format!("Up next at {at}: {next_title}"),
+                    pattern: TestPattern::Colors,
+                    duration: Duration::from_secs(seconds),
+                    dir_name: format!("card-{}-{}-{seconds}", channel.id, next_at.timestamp()),
+                };
+                match self.factory.clip(request).await {
+                    Ok(card) => (card.id, None),
+                    Err(e) => {
+                        tracing::warn!("channel {}: no up-next card: {e}", channel.id);
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        let item = NewScheduleItem {
+            channel: &channel.id,
+            asset,
+            reason: &row.reason,
+            pick,
+            planned_start: row.start,
+            end: row.end,
+            slot: row.slot.as_deref(),
+            filler: row.filler,
+        };
+        self.store.schedule_item(&item).await?;
+        Ok(true)
     }
+
+    /// Records the buffer falling below its emergency level (and asks the curator for more), and its recovery.
+    async fn watch_buffer(&self, channel: &mut ChannelPlan, rules: &BusinessLogic, ahead: Duration, library: usize) {
+        let store = &self.store;
+        if !channel.low && ahead < rules.buffer_emergency() {
+            channel.low = true;
+            let message = format!(
+                "only {:.1} min of programme ahead (buffer.emergency_minutes = {}), library of {library}: the emergency \
+                 loop airs what there is (repeats allowed) and the curator is asked for urgent discovery",
+                ahead.as_secs_f64() / 60.0,
+                rules.buffer_emergency_minutes
+            );
+            let data = serde_json::json!({ "ahead_seconds": ahead.as_secs(), "library": library });
+            store.event(Actor::Planner, Some(&channel.id), EventKind::BufferLow, &message, data).await;
+            self.curator.urgent(format!("channel {} has {:.1} min ahead", channel.id, ahead.as_secs_f64() / 60.0));
+        } else if channel.low && ahead >= rules.buffer_target() {
+            channel.low = false;
+            let message = format!("buffer recovered: {:.1} min ahead", ahead.as_secs_f64() / 60.0);
+            let data = serde_json::json!({ "ahead_seconds": ahead.as_secs() });
+            store.event(Actor::Planner, Some(&channel.id), EventKind::BufferRecovered, &message, data).await;
+        }
+    }
+}
+
+/// The selection's view of the rules.
+pub fn selection_rules(rules: &BusinessLogic) -> SelectionRules {
+    SelectionRules {
+        epsilon: rules.epsilon,
+        window: Duration::from_secs(u64::from(rules.window_minutes) * 60),
+        max_same_tag: rules.max_same_tag,
+        separation: Duration::from_secs(u64::from(rules.separation_minutes) * 60),
+        quality_weight: rules.quality_weight,
+        audience_weight: rules.audience_weight,
+        freshness_weight: rules.freshness_weight,
+        seed: rules.seed,
+    }
+}
+
+/// Recomputes the planned starts of everything not aired yet from what is on air (its real start), and returns
+/// when the planned programme ends.
+async fn reanchor(store: &Store, channel: &ChannelId, now: DateTime<Utc>) -> Result<DateTime<Utc>, PlannerError> {
+    let queue = store.upcoming(channel, 1000).await?;
+    let open = store.open_airing(channel).await?;
+    let mut t = now;
+    let mut starts = Vec::new();
+    for item in &queue {
+        match (item.status, &open) {
+            (ScheduleStatus::Airing, Some(a)) if a.schedule_id == Some(item.id) => {
+                let left = item.end.unwrap_or(item.duration).min(item.duration).saturating_sub(a.offset);
+                t = a.start + chrono::Duration::from_std(left).unwrap_or_default();
+                starts.push((item.id, a.start));
+            }
+            _ => {
+                starts.push((item.id, t));
+                t += chrono::Duration::from_std(item.remaining()).unwrap_or_default();
+            }
+        }
+    }
+    store.set_planned_starts(&starts).await?;
+    Ok(t.max(now))
 }

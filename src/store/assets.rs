@@ -27,6 +27,13 @@ pub struct NewAsset {
     pub vmaf: Option<(f64, f64, f64)>,
     pub source_facts: serde_json::Value,
     pub tags: Vec<String>,
+    pub description: String,
+    /// The curator source, `manual`, `inbox` or `demo`.
+    pub source_name: String,
+    pub language: Option<String>,
+    pub rating: Option<String>,
+    pub series: Option<String>,
+    pub curator_score: Option<f64>,
     pub renditions: Vec<NewRendition>,
 }
 
@@ -63,6 +70,12 @@ pub(super) struct AssetRow {
     vmaf_p5: Option<f64>,
     source_facts: String,
     tags: String,
+    description: String,
+    source_name: String,
+    language: Option<String>,
+    rating: Option<String>,
+    series: Option<String>,
+    curator_score: Option<f64>,
     last_aired_ms: Option<i64>,
     air_count: i64,
     created_ms: i64,
@@ -92,6 +105,12 @@ impl From<AssetRow> for Asset {
             vmaf_p5: r.vmaf_p5,
             source_facts: serde_json::from_str(&r.source_facts).unwrap_or_default(),
             tags: json_list(&r.tags),
+            description: r.description,
+            source_name: r.source_name,
+            language: r.language,
+            rating: r.rating,
+            series: r.series,
+            curator_score: r.curator_score,
             last_aired: codec::opt_time(r.last_aired_ms),
             air_count: r.air_count,
             created: codec::time(r.created_ms),
@@ -137,8 +156,9 @@ impl Store {
         let id: AssetId = sqlx::query_scalar(
             "INSERT INTO assets (sha256, title, source, kind, emergency, dir, duration_ms, first_dts_ns, keyframes_ms,
                  loudness_in_lufs, loudness_out_lufs, lra_lu, true_peak_dbtp, vmaf_mean, vmaf_min, vmaf_p5,
-                 source_facts, tags, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING id",
+                 source_facts, tags, created_ms, description, source_name, language, rating, series, curator_score)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+                 $23, $24, $25) RETURNING id",
         )
         .bind(&a.sha256)
         .bind(&a.title)
@@ -159,6 +179,12 @@ impl Store {
         .bind(a.source_facts.to_string())
         .bind(json_text(&a.tags))
         .bind(now_ms())
+        .bind(&a.description)
+        .bind(&a.source_name)
+        .bind(&a.language)
+        .bind(&a.rating)
+        .bind(&a.series)
+        .bind(a.curator_score)
         .fetch_one(&mut *tx)
         .await?;
         for r in &a.renditions {
@@ -301,36 +327,35 @@ struct EvictionRow {
     bytes: i64,
 }
 
-/// An airable asset with when it was last scheduled on one channel (None: never).
+/// A ready programme or demo clip with how often it went on one channel.
 #[derive(Debug, Clone)]
-pub struct Candidate {
+pub struct Airable {
     pub asset: Asset,
-    pub last_scheduled: Option<chrono::DateTime<chrono::Utc>>,
+    /// Airings of it on this channel so far.
+    pub aired: u32,
 }
 
 #[derive(sqlx::FromRow)]
-struct CandidateRow {
+struct AirableRow {
     #[sqlx(flatten)]
     asset: AssetRow,
-    last_scheduled_ms: Option<i64>,
+    aired: i64,
 }
 
 impl Store {
-    /// Ready programmes and demo clips, those not scheduled on `channel` for the longest time first.
-    pub async fn airable_assets_for(&self, channel: &ChannelId) -> Result<Vec<Candidate>> {
-        let rows: Vec<CandidateRow> = sqlx::query_as(
-            "SELECT a.*, (SELECT MAX(s.created_ms) FROM schedule s WHERE s.asset_id = a.id AND s.channel_id = $1)
-                 AS last_scheduled_ms,
-                 (SELECT MAX(s.id) FROM schedule s WHERE s.asset_id = a.id AND s.channel_id = $1) AS last_sid
-             FROM assets a WHERE a.status = 'ready' AND a.kind IN ('programme', 'demo')
-             ORDER BY last_sid IS NOT NULL, last_sid, a.id",
+    /// Every ready programme and demo clip, with its airings on `channel` (the channel's library is chosen from these
+    /// by its config).
+    pub async fn airable_assets(&self, channel: &ChannelId) -> Result<Vec<Airable>> {
+        let rows: Vec<AirableRow> = sqlx::query_as(
+            "SELECT a.*, (SELECT COUNT(*) FROM airings r WHERE r.asset_id = a.id AND r.channel_id = $1) AS aired
+             FROM assets a WHERE a.status = 'ready' AND a.kind IN ('programme', 'demo') ORDER BY a.id",
         )
         .bind(channel)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Candidate { asset: Asset::from(r.asset), last_scheduled: codec::opt_time(r.last_scheduled_ms) })
+            .map(|r| Airable { asset: Asset::from(r.asset), aired: r.aired.clamp(0, u32::MAX as i64) as u32 })
             .collect())
     }
 }

@@ -30,7 +30,7 @@ pub fn opt_time(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 /// A JSON array column (tags) read leniently: a damaged value reads as empty rather than failing the row.
-pub fn json_list(text: &str) -> Vec<String> {
+pub(super) fn json_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 

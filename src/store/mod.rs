@@ -12,11 +12,11 @@ mod plans;
 mod schedule;
 mod settings;
 
-pub use assets::{Candidate, NewAsset, NewRendition};
+pub use assets::{Airable, NewAsset, NewRendition};
 pub use error::StoreError;
 pub use jobs::NewJob;
 pub use plans::NewPlan;
-pub use schedule::NewAiring;
+pub use schedule::{HistoryItem, NewAiring, NewScheduleItem};
 pub use vvtv_api::{
     Actor, Airing, AiringId, AiringKind, Asset, AssetId, AssetKind, AssetStatus, ChannelId, Event, EventId, EventKind,
     Job, JobId, JobInput, JobOrigin, JobStatus, Plan, PlanId, PlanStatus, QueueItem, Rendition, ScheduleId,

@@ -16,6 +16,10 @@ struct QueueRow {
     status: ScheduleStatus,
     reason: String,
     resume_ms: i64,
+    planned_start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    slot: Option<String>,
+    filler: bool,
 }
 
 impl From<QueueRow> for QueueItem {
@@ -29,8 +33,46 @@ impl From<QueueRow> for QueueItem {
             status: r.status,
             reason: r.reason,
             resume: codec::duration(r.resume_ms),
+            planned_start: codec::opt_time(r.planned_start_ms),
+            end: codec::opt_duration(r.end_ms),
+            slot: r.slot,
+            filler: r.filler,
         }
     }
+}
+
+/// A row the planner appends.
+#[derive(Debug, Clone)]
+pub struct NewScheduleItem<'a> {
+    pub channel: &'a ChannelId,
+    pub asset: AssetId,
+    /// Why it was chosen, in one line.
+    pub reason: &'a str,
+    /// How it was chosen (the pick's breakdown), as JSON.
+    pub pick: Option<serde_json::Value>,
+    pub planned_start: DateTime<Utc>,
+    pub end: Option<Duration>,
+    pub slot: Option<&'a str>,
+    pub filler: bool,
+}
+
+/// Something that aired or is planned on a channel, as the planner's separation rules see it.
+#[derive(Debug, Clone)]
+pub struct HistoryItem {
+    pub asset: AssetId,
+    pub start: DateTime<Utc>,
+    pub tags: Vec<String>,
+    pub source_name: String,
+    pub series: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    asset_id: AssetId,
+    start_ms: i64,
+    tags: String,
+    source_name: String,
+    series: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -76,22 +118,117 @@ pub struct NewAiring<'a> {
 }
 
 const QUEUE_SELECT: &str = "SELECT s.id, s.channel_id, s.asset_id, a.title, a.duration_ms, s.status, s.reason, \
-     s.resume_ms FROM schedule s JOIN assets a ON a.id = s.asset_id";
+     s.resume_ms, s.planned_start_ms, s.end_ms, s.slot, s.filler FROM schedule s JOIN assets a ON a.id = s.asset_id";
 
 impl Store {
+    /// Appends a row with no plan of its own (tests, tools); the planner uses [`Store::schedule_item`].
     pub async fn schedule_append(&self, channel: &ChannelId, asset: AssetId, reason: &str) -> Result<ScheduleId> {
+        let item = NewScheduleItem {
+            channel,
+            asset,
+            reason,
+            pick: None,
+            planned_start: chrono::Utc::now(),
+            end: None,
+            slot: None,
+            filler: false,
+        };
+        self.schedule_item(&item).await
+    }
+
+    pub async fn schedule_item(&self, i: &NewScheduleItem<'_>) -> Result<ScheduleId> {
         let now = now_ms();
         Ok(sqlx::query_scalar(
-            "INSERT INTO schedule (channel_id, asset_id, reason, created_ms, updated_ms)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO schedule (channel_id, asset_id, reason, pick, planned_start_ms, end_ms, slot, filler,
+                 created_ms, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
-        .bind(channel)
-        .bind(asset)
-        .bind(reason)
+        .bind(i.channel)
+        .bind(i.asset)
+        .bind(i.reason)
+        .bind(i.pick.as_ref().map(|p| p.to_string()))
+        .bind(codec::time_ms(i.planned_start))
+        .bind(codec::opt_ms(i.end))
+        .bind(i.slot)
+        .bind(i.filler)
         .bind(now)
         .bind(now)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// Moves the planned starts of rows that have not aired yet (the planner re-anchors on what aired).
+    pub async fn set_planned_starts(&self, starts: &[(ScheduleId, DateTime<Utc>)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, at) in starts {
+            sqlx::query(
+                "UPDATE schedule SET planned_start_ms = $1 WHERE id = $2 AND status IN ('scheduled', 'airing')",
+            )
+            .bind(codec::time_ms(*at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One row with the JSON of how it was chosen (null for rows without one).
+    pub async fn schedule_row(&self, id: ScheduleId) -> Result<(QueueItem, Option<serde_json::Value>)> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            item: QueueRow,
+            pick: Option<String>,
+        }
+        let row: Row = sqlx::query_as(
+            "SELECT s.id, s.channel_id, s.asset_id, a.title, a.duration_ms, s.status, s.reason, s.resume_ms,
+                 s.planned_start_ms, s.end_ms, s.slot, s.filler, s.pick
+             FROM schedule s JOIN assets a ON a.id = s.asset_id WHERE s.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| super::StoreError::NotFound(format!("schedule row {id}")))?;
+        let pick = row.pick.and_then(|p| serde_json::from_str(&p).ok());
+        Ok((QueueItem::from(row.item), pick))
+    }
+
+    /// How many rows a channel's schedule has had (the index of the next slot).
+    pub async fn schedule_count(&self, channel: &ChannelId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schedule WHERE channel_id = $1")
+            .bind(channel)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// What aired or is planned on a channel from `since` on: aired rows at their airing's start, the others at
+    /// their planned start.
+    pub async fn schedule_history(&self, channel: &ChannelId, since: DateTime<Utc>) -> Result<Vec<HistoryItem>> {
+        let rows: Vec<HistoryRow> = sqlx::query_as(
+            "SELECT s.asset_id, COALESCE((SELECT MIN(r.start_ms) FROM airings r WHERE r.schedule_id = s.id),
+                     s.planned_start_ms, s.created_ms) AS start_ms,
+                 a.tags, a.source_name, a.series
+             FROM schedule s JOIN assets a ON a.id = s.asset_id
+             WHERE s.channel_id = $1 AND s.status != 'skipped' AND COALESCE(s.planned_start_ms, s.created_ms) >= $2
+             ORDER BY s.id",
+        )
+        .bind(channel)
+        .bind(codec::time_ms(since) - 24 * 3600 * 1000)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| HistoryItem {
+                asset: r.asset_id,
+                start: codec::time(r.start_ms),
+                tags: codec::json_list(&r.tags),
+                source_name: r.source_name,
+                series: r.series,
+            })
+            .filter(|h| h.start >= since)
+            .collect())
     }
 
     /// Items not yet finished (airing first, then scheduled in order).
@@ -110,7 +247,8 @@ impl Store {
     /// Programme scheduled but not yet aired (the rest of what is on air included).
     pub async fn queued(&self, channel: &ChannelId) -> Result<Duration> {
         let ms: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(a.duration_ms - s.resume_ms), 0) FROM schedule s JOIN assets a ON a.id = s.asset_id
+            "SELECT COALESCE(SUM(MAX(MIN(COALESCE(s.end_ms, a.duration_ms), a.duration_ms) - s.resume_ms, 0)), 0)
+             FROM schedule s JOIN assets a ON a.id = s.asset_id
              WHERE s.channel_id = $1 AND s.status IN ('scheduled', 'airing')",
         )
         .bind(channel)

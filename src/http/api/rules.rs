@@ -16,7 +16,7 @@ pub async fn show(State(s): State<AppState>) -> ApiResult<BusinessLogicValues> {
     Ok(Json(s.handles.rules.borrow().values()))
 }
 
-/// Sets keys (`{"planner.buffer_minutes": 45}`); all are validated before any is stored, effective at once.
+/// Sets keys (`{"exploration.epsilon": 0.15}`); all are validated before any is stored, effective at once.
 #[utoipa::path(put, path = "/api/v1/business-logic", tag = "rules", security(("bearer" = [])),
     request_body = BusinessLogicValues,
     responses((status = 200, body = BusinessLogicValues), (status = 400, body = vvtv_api::station::ErrorBody)))]
@@ -39,13 +39,19 @@ pub async fn set(
             Value::Number(_) | Value::Bool(_) => value.to_string(),
             _ => return Err(ApiError::bad_request(format!("{key}: value must be a string, number or boolean"))),
         };
-        next.set(key, &text).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        texts.push((key.clone(), text));
+        let became = next.set(key, &text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        texts.push((key.clone(), became, text));
     }
-    for (key, text) in &texts {
-        s.store.set_setting(key, text).await?;
+    for (key, became, text) in &texts {
+        // A deprecated key is stored under the key it became; the operator is told once, in the event log.
+        s.store.set_setting(became.unwrap_or(key), text).await?;
+        if let Some(new) = became {
+            let message = format!("{key} is deprecated and will go in the next release: use {new} (set {new}={text})");
+            let data = serde_json::json!({ "old": key, "new": new });
+            s.store.event(Actor::Http, None, EventKind::DeprecatedKey, &message, data).await;
+        }
     }
-    let summary = texts.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    let summary = texts.iter().map(|(k, _, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
     let message = format!("business logic changed: {summary}");
     s.store.event(Actor::Http, None, EventKind::BusinessLogicSet, &message, Value::Object(changes)).await;
     s.handles.rules.send_replace(next.clone());
