@@ -134,6 +134,7 @@ fn seed_library(dir: &Path, source: &Option<PathBuf>) -> PathBuf {
                     pattern: vvtv::media::transcode::TestPattern::Ball,
                     tone_hz: Some(440.0),
                     duration: Duration::from_secs(12),
+                    pcm: None,
                 },
             },
             dir.join("clip-0"),

@@ -69,6 +69,7 @@ fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
                 pattern: *pattern,
                 tone_hz: Some(*tone),
                 duration: Duration::from_secs_f64(*secs),
+                pcm: None,
             };
             let enc = transcode::encode(hf, &src, &out, &|_| {}).expect("encode test clip");
             let files: Vec<PathBuf> = enc.renditions.iter().map(|r| r.path.clone()).collect();

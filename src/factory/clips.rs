@@ -51,6 +51,7 @@ pub async fn clip(
         pattern: request.pattern,
         tone_hz: None,
         duration: request.duration,
+        pcm: None,
     };
     let dir = config.storage.cache_dir().join(&request.dir_name);
     make_asset(store, hf, source, dir, &request.title, AssetKind::Slate, serde_json::json!({ "format": key })).await

@@ -35,6 +35,7 @@ pub async fn ensure_demo_clips(store: &Store, config: &Config) -> Result<usize, 
             pattern: *pattern,
             tone_hz: Some(*tone),
             duration: Duration::from_secs(CLIP_SECONDS),
+            pcm: None,
         };
         let dir = config.storage.assets_dir().join(format!("demo-{}", i + 1));
         let asset =

@@ -1,12 +1,23 @@
 //! Turning a source into a recorded house-format asset: encode every rung, scan the top rung for playout facts,
-//! record the asset and its renditions. The demo clips and the broadcaster's slates are made this way.
+//! record the asset and its renditions. The demo clips, the slates, the emergency and "up next" cards are made this
+//! way — and, like every ingest, they meet the house loudness: a card's tone is written as PCM, brought to the
+//! target by the same normalizer (`media::loudness`), measured again after the encode, and the figures recorded.
 
 use super::error::FactoryError;
 use crate::media::house_format::HouseFormat;
+use crate::media::loudness::{self, Loudness, PCM_CHANNELS, PCM_RATE};
 use crate::media::transcode::{self, Source};
 use crate::store::{Asset, AssetKind, NewAsset, NewRendition, Store};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The tone under a card that asks for none (a slate, an "up next" card): something to measure, kept low-pitched.
+const BED_HZ: f64 = 330.0;
+/// Fades at both ends of a card's tone, so the splice into the next item does not click.
+const FADE: Duration = Duration::from_millis(20);
+/// The card's true-peak ceiling sits below the house limit, leaving room for the AAC encoder's overshoot.
+const CODEC_HEADROOM_DB: f64 = 1.0;
 
 /// Encodes `source` into `dir` in the house format and records it as an asset of `kind`.
 pub async fn make_asset(
@@ -21,18 +32,24 @@ pub async fn make_asset(
     let (hf2, dir2) = (hf.clone(), dir.clone());
     let what = format!("make {}", dir.display());
     let task = tokio::task::spawn_blocking(move || -> Result<_, FactoryError> {
+        let failed = |reason: String| FactoryError::Failed { what: format!("make {}", dir2.display()), reason };
+        std::fs::create_dir_all(&dir2).map_err(|e| failed(e.to_string()))?;
+        let (source, before) = with_house_loudness(&hf2, source, &dir2).map_err(failed)?;
         let encoded = transcode::encode(&hf2, &source, &dir2, &|_| {})?;
-        let first = encoded.renditions.first().map(|r| r.path.clone()).ok_or_else(|| FactoryError::Failed {
-            what: format!("make {}", dir2.display()),
-            reason: "no rendition written".into(),
-        })?;
+        for pcm in [dir2.join("card.pcm"), dir2.join("card.norm.pcm")] {
+            let _ = std::fs::remove_file(pcm);
+        }
+        let top = hf2.top_rung_index().and_then(|i| encoded.renditions.get(i)).or(encoded.renditions.first());
+        let first = top.map(|r| r.path.clone()).ok_or_else(|| failed("no rendition written".into()))?;
         let scan = crate::media::scan::scan(&first)?;
+        let after = loudness::measure_file(&first).map_err(|e| failed(e.to_string()))?;
         if let Err(e) = crate::media::poster::make_posters(&first, scan.duration(), &dir2) {
             tracing::warn!("no poster for {}: {e}", dir2.display());
         }
-        Ok((encoded, scan))
+        Ok((encoded, scan, before, after))
     });
-    let (encoded, scan) = task.await.map_err(|e| FactoryError::Failed { what, reason: e.to_string() })??;
+    let (encoded, scan, before, after) =
+        task.await.map_err(|e| FactoryError::Failed { what, reason: e.to_string() })??;
     let renditions = encoded
         .renditions
         .iter()
@@ -55,6 +72,10 @@ pub async fn make_asset(
             duration: Duration::from_nanos(scan.video_end_ns.max(0) as u64),
             b_frame_delay: Some(Duration::from_nanos(scan.first_dts_ns.saturating_neg().max(0) as u64)),
             keyframes: scan.keyframes_ns.iter().map(|&k| Duration::from_nanos(k.max(0) as u64)).collect(),
+            loudness_in_lufs: before.map(|l| l.integrated_lufs),
+            loudness_out_lufs: after.map(|l| l.integrated_lufs),
+            lra_lu: after.map(|l| l.lra_lu),
+            true_peak_dbtp: after.map(|l| l.true_peak_dbtp),
             source_facts: facts,
             source_name: if kind == AssetKind::Demo { "demo".into() } else { "generated".into() },
             renditions,
@@ -62,4 +83,93 @@ pub async fn make_asset(
         })
         .await?;
     Ok(store.asset(id).await?)
+}
+
+/// A test card gets its tone (or the bed) as PCM normalized to the house target; other sources pass unchanged.
+fn with_house_loudness(hf: &HouseFormat, source: Source, dir: &Path) -> Result<(Source, Option<Loudness>), String> {
+    let Source::TestCard { title, pattern, tone_hz, duration, pcm: None } = source else {
+        return Ok((source, None));
+    };
+    let raw = dir.join("card.pcm");
+    let norm = dir.join("card.norm.pcm");
+    write_tone(&raw, tone_hz.unwrap_or(BED_HZ), duration).map_err(|e| format!("{}: {e}", raw.display()))?;
+    let normalized = loudness::normalize_pcm(&raw, &norm, hf.target_lufs, hf.true_peak_dbtp - CODEC_HEADROOM_DB, 30.0)
+        .map_err(|e| e.to_string())?;
+    let source = Source::TestCard { title, pattern, tone_hz, duration, pcm: Some(norm) };
+    Ok((source, normalized.before))
+}
+
+/// A sine at `hz`, −20 dBFS, on both channels of 48 kHz F32LE, with short fades at both ends.
+fn write_tone(path: &Path, hz: f64, duration: Duration) -> std::io::Result<()> {
+    let frames = (duration.as_secs_f64() * f64::from(PCM_RATE)).round() as usize;
+    let fade = (FADE.as_secs_f64() * f64::from(PCM_RATE)) as usize;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for n in 0..frames {
+        let edge = n.min(frames - 1 - n).min(fade) as f64 / fade.max(1) as f64;
+        let v = (0.1 * edge * (std::f64::consts::TAU * hz * n as f64 / f64::from(PCM_RATE)).sin()) as f32;
+        for _ in 0..PCM_CHANNELS {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::test_support::small;
+    use crate::media::transcode::TestPattern;
+
+    /// Integrated loudness and true peak as ffmpeg's ebur128 filter reads them (an independent meter).
+    fn ffmpeg_loudness(path: &Path) -> (f64, f64) {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-nostats", "-hide_banner", "-i"])
+            .arg(path)
+            .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
+            .output()
+            .expect("ffmpeg runs");
+        let log = String::from_utf8_lossy(&out.stderr);
+        let summary = log.rsplit_once("Summary:").map(|(_, s)| s.to_owned()).unwrap_or_default();
+        let value = |key: &str| -> f64 {
+            summary
+                .lines()
+                .find(|l| l.trim_start().starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in ffmpeg's summary: {log}"))
+        };
+        (value("I:"), value("Peak:"))
+    }
+
+    #[tokio::test]
+    async fn every_card_the_station_makes_meets_the_house_loudness() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
+        let hf = small();
+        // A demo clip's tone, a slate and an "up next" card without one: each brought to the target.
+        for (name, kind, tone) in [
+            ("demo", AssetKind::Demo, Some(440.0)),
+            ("slate", AssetKind::Slate, None),
+            ("card", AssetKind::Slate, None),
+        ] {
+            let source = Source::TestCard {
+                title: name.into(),
+                pattern: TestPattern::Colors,
+                tone_hz: tone,
+                duration: Duration::from_secs(6),
+                pcm: None,
+            };
+            let asset = make_asset(&store, &hf, source, dir.path().join(name), name, kind, serde_json::json!({}))
+                .await
+                .unwrap();
+            let stored = asset.loudness_out_lufs.expect("the card's loudness is measured and recorded");
+            for r in store.renditions(asset.id).await.unwrap() {
+                let (i, tp) = ffmpeg_loudness(&r.path);
+                assert!((i - hf.target_lufs).abs() <= 1.0, "{name} {}: {i} LUFS, want {}", r.rung, hf.target_lufs);
+                assert!(tp <= hf.true_peak_dbtp, "{name} {}: true peak {tp} dBTP", r.rung);
+                assert!((stored - i).abs() < 1.0, "{name}: stored {stored} vs measured {i}");
+            }
+            assert!(!dir.path().join(name).join("card.pcm").exists(), "the work PCM is removed");
+        }
+    }
 }

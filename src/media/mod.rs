@@ -23,6 +23,6 @@ pub mod transcode;
 pub mod vmaf;
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use error::MediaError;

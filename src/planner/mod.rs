@@ -147,9 +147,25 @@ impl Planner {
         let ahead = (end - now).to_std().unwrap_or_default();
         let airable = store.airable_assets(&channel.id).await?;
         let audience = HashMap::new();
-        let library = library::candidates(&channel.config, &airable, &audience);
+        let mut library = library::candidates(&channel.config, &airable, &audience);
         self.watch_buffer(channel, rules, ahead, library.len()).await;
-        if ahead >= rules.buffer_target() || library.is_empty() {
+        if ahead >= rules.buffer_target() {
+            return Ok(0);
+        }
+        // Nothing of the channel's own to air: the emergency loop airs the emergency pool rather than the slate.
+        let mut emergency_loop = false;
+        if library.is_empty() {
+            let pool: Vec<_> = store
+                .emergency_assets()
+                .await?
+                .into_iter()
+                .map(|asset| crate::store::Airable { asset, aired: 0 })
+                .collect();
+            let anything = ChannelConfig { demo_clips: true, library: Default::default(), ..channel.config.clone() };
+            library = library::candidates(&anything, &pool, &audience);
+            emergency_loop = !library.is_empty();
+        }
+        if library.is_empty() {
             return Ok(0);
         }
         let lookback = Duration::from_secs(u64::from(rules.window_minutes.max(rules.separation_minutes).max(60)) * 60);
@@ -183,7 +199,10 @@ impl Planner {
             fill::fill(&view, &selection_rules(rules), &start)
         };
         let mut appended = 0;
-        for row in rows {
+        for mut row in rows {
+            if emergency_loop {
+                row.reason = format!("emergency loop (the channel's library is empty): {}", row.reason);
+            }
             if !self.append(channel, row).await? {
                 break;
             }

@@ -41,12 +41,20 @@ pub(super) fn describe(hf: &HouseFormat, source: &Source, vmaf_tap: Option<usize
                 "audioconvert name=ain ! ".to_owned()
             },
         ),
-        Source::TestCard { pattern, tone_hz, duration, .. } => {
+        Source::TestCard { pattern, tone_hz, duration, pcm, .. } => {
             let canvas = hf.top_rung().ok_or_else(|| MediaError::Settings {
                 what: source.describe(),
                 reason: "the house format has no rungs".into(),
             })?;
-            test_card::heads(hf, *pattern, *tone_hz, *duration, canvas)
+            let (video, tone) = test_card::heads(hf, *pattern, *tone_hz, *duration, canvas);
+            let audio = match pcm {
+                Some(_) => format!(
+                    "filesrc name=pcm ! rawaudioparse use-sink-caps=false format=pcm pcm-format=f32le \
+                     sample-rate={AUDIO_RATE} num-channels={AUDIO_CHANNELS} interleaved=true ! audioconvert name=ain ! "
+                ),
+                None => tone,
+            };
+            (video, audio)
         }
     };
     // One videorate for all rungs: every encoder sees the same frames with the same timestamps. The watch probe sits

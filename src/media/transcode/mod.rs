@@ -58,8 +58,9 @@ pub enum Source {
     /// F32LE stereo at 48 kHz whose sample 0 is at running time 0 of the file. The file's own audio is ignored.
     FileWithPcm { path: PathBuf, pcm: PathBuf },
     /// A generated card: the pattern, the title burnt in, a running clock, and a sine tone at about −20 dBFS
-    /// (`None` = silence). Used for the slate and the demo clips.
-    TestCard { title: String, pattern: TestPattern, tone_hz: Option<f64>, duration: Duration },
+    /// (`None` = silence) — or, with `pcm`, that prepared audio instead (raw F32LE stereo at 48 kHz, as for
+    /// `FileWithPcm`: the factory brings every card it makes to the house loudness that way).
+    TestCard { title: String, pattern: TestPattern, tone_hz: Option<f64>, duration: Duration, pcm: Option<PathBuf> },
 }
 
 impl Source {
@@ -156,6 +157,9 @@ fn encode_with(
             std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
             std::fs::metadata(pcm).map_err(|e| MediaError::io(&what, pcm, e))?;
         }
+        Source::TestCard { pcm: Some(pcm), .. } => {
+            std::fs::metadata(pcm).map_err(|e| MediaError::io(&what, pcm, e))?;
+        }
         Source::TestCard { .. } => {}
     }
     std::fs::create_dir_all(out_dir).map_err(|e| MediaError::io(&what, out_dir, e))?;
@@ -242,7 +246,10 @@ fn run_encode(
             graph::link_decoder(&pipeline, &by_name("dec")?, &pad("vin", "sink")?, None);
             Inputs::new([by_name("src")?, by_name("dec")?])
         }
-        Source::TestCard { title, duration, .. } => {
+        Source::TestCard { title, duration, pcm, .. } => {
+            if let Some(pcm) = pcm {
+                by_name("pcm")?.set_property("location", pcm.as_path());
+            }
             let canvas_height = hf.top_rung().map(|r| r.height).unwrap_or(1080);
             test_card::dress(&by_name("title")?, &by_name("clock")?, title, canvas_height);
             expected_ns = Some(hf.frame_pts_ns(hf.frames_in(*duration)) as u64);
