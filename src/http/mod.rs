@@ -1,12 +1,14 @@
-//! The HTTP server: health, the HLS origin, posters and the control API used by vvtvctl (the player page and metrics
-//! arrive with their issues). Every router gets the same [`AppState`].
+//! The HTTP server: health, the HLS origin, posters, the player and operator pages and the control API used by
+//! vvtvctl (metrics arrive with their issue). Every router gets the same [`AppState`].
 
 pub mod api;
 pub mod auth;
 mod error;
 pub mod origin;
+pub mod page;
 mod posters;
 
+use crate::audience::AudienceHandle;
 use crate::broadcaster::BroadcasterHandle;
 use crate::business_logic::BusinessLogic;
 use crate::config::Config;
@@ -27,6 +29,7 @@ pub struct Handles {
     pub factory: FactoryHandle,
     pub curator: CuratorHandle,
     pub broadcasters: Vec<(ChannelId, BroadcasterHandle)>,
+    pub audience: AudienceHandle,
     /// The live business rules: the API changes them, every actor reads them.
     pub rules: watch::Sender<BusinessLogic>,
 }
@@ -48,6 +51,12 @@ pub struct AppState {
     pub started: Instant,
 }
 
+impl axum::extract::FromRef<AppState> for AudienceHandle {
+    fn from_ref(state: &AppState) -> AudienceHandle {
+        state.handles.audience.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let channels: Vec<String> = state.config.channels.iter().map(|c| c.id.clone()).collect();
     Router::new()
@@ -55,5 +64,6 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
         .merge(posters::router())
+        .merge(page::router())
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! `vvtvctl`: the operator's CLI. It talks HTTP to the daemon's control API and never opens the database.
 //! Exit codes: 0 success, 1 the daemon refused or failed the request, 2 the daemon cannot be reached.
 
+mod audience;
 mod client;
 mod ingest;
 mod table;
@@ -89,6 +90,14 @@ enum Command {
     Jobs {
         #[command(subcommand)]
         action: JobsAction,
+    },
+    /// Who watched: per airing (starts, peak and average viewers, average watch, share who left) and per asset.
+    Audience {
+        #[arg(long)]
+        channel: Option<String>,
+        /// How far back: 90m, 24h, 7d, …
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        since: String,
     },
     /// Rules that can change at run time.
     BusinessLogic {
@@ -290,6 +299,14 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
         Command::Jobs { action: JobsAction::Show { id } } => {
             show(cli, client.get(&format!("/api/v1/jobs/{id}"))?, ingest::print_job)
         }
+        Command::Audience { channel, since } => {
+            vvtv_api::audience::parse_span(since).map_err(|e| Failure::Refused(format!("--since: {e}")))?;
+            let mut path = format!("/api/v1/audience?since={since}");
+            if let Some(c) = channel {
+                path.push_str(&format!("&channel={c}"));
+            }
+            show(cli, client.get(&path)?, audience::print)
+        }
         Command::BusinessLogic { action: BusinessLogicAction::Show } => {
             show(cli, client.get("/api/v1/business-logic")?, print_rules)
         }
@@ -325,10 +342,16 @@ fn print_status(s: &StatusReport) {
                 .on_air
                 .as_ref()
                 .map(|a| format!("{} ({:.0}/{:.0}s)", a.title, a.position.as_secs_f64(), a.duration.as_secs_f64()));
-            vec![c.id.to_string(), c.state.to_string(), cell(now), format!("{:.1}", c.queue_minutes)]
+            vec![
+                c.id.to_string(),
+                c.state.to_string(),
+                cell(now),
+                format!("{:.1}", c.queue_minutes),
+                c.viewers.to_string(),
+            ]
         })
         .collect();
-    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN"], &rows);
+    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN", "VIEWERS"], &rows);
     if let Some(f) = &s.factory {
         let jobs: Vec<String> = f.jobs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let state = serde_json::to_value(f.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
