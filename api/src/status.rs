@@ -252,6 +252,8 @@ named_enum! {
         AudienceSwept = "audience_swept",
         /// New viewer sessions were refused: the live-session limit was reached.
         AudienceFull = "audience_full",
+        /// Beacons were refused in the last minute (invalid, too fast, conflicting), counted by reason.
+        AudienceRefused = "audience_refused",
     }
 }
 

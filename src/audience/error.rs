@@ -34,3 +34,20 @@ pub enum AudienceError {
     #[error("the audience room has stopped")]
     Stopped,
 }
+
+impl AudienceError {
+    /// The class of refusal, for the room's summary of what it refused.
+    pub fn class(&self) -> &'static str {
+        match self {
+            AudienceError::Invalid(_) => "invalid",
+            AudienceError::RateLimited { .. } => "too fast",
+            AudienceError::TooManyNew => "too many new sessions",
+            AudienceError::Full { .. } => "session limit",
+            AudienceError::Ended(_)
+            | AudienceError::OtherChannel { .. }
+            | AudienceError::AlreadyStarted(_)
+            | AudienceError::NotLive(_) => "conflicting",
+            AudienceError::Store(_) | AudienceError::Stopped => "failed",
+        }
+    }
+}

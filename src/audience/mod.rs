@@ -27,8 +27,9 @@ use vvtv_api::audience::PlaybackBeacon;
 const TICK: Duration = Duration::from_secs(1);
 const WRITE_EVERY: Duration = Duration::from_secs(2);
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
-/// A refused new session is recorded as an event at most this often.
+/// A refused new session is recorded as an event at most this often, and refused beacons are summed up as one.
 const FULL_EVENT_EVERY: Duration = Duration::from_secs(60);
+const REFUSED_EVENT_EVERY: Duration = Duration::from_secs(60);
 
 /// Viewers now, per channel (every configured channel, zero included).
 pub type Viewers = BTreeMap<ChannelId, u64>;
@@ -67,6 +68,7 @@ impl AudienceHandle {
             sessions,
             viewers: viewers_tx,
             full_reported: None,
+            refused: BTreeMap::new(),
         };
         actor::spawn("audience", ctx, |shutdown| room.run(shutdown));
         AudienceHandle { tx, viewers }
@@ -106,6 +108,8 @@ struct Audience {
     sessions: Sessions,
     viewers: watch::Sender<Viewers>,
     full_reported: Option<Instant>,
+    /// Beacons refused since the last summary, by class.
+    refused: BTreeMap<&'static str, u64>,
 }
 
 impl Audience {
@@ -115,6 +119,7 @@ impl Audience {
         let mut tick = tokio::time::interval(TICK);
         let mut last_write = Instant::now();
         let mut last_sweep = Instant::now();
+        let mut last_refused = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.recv() => break,
@@ -125,6 +130,10 @@ impl Audience {
                         last_write = Instant::now();
                         self.write().await;
                     }
+                    if last_refused.elapsed() >= REFUSED_EVENT_EVERY {
+                        last_refused = Instant::now();
+                        self.report_refused().await;
+                    }
                     if last_sweep.elapsed() >= SWEEP_EVERY {
                         last_sweep = Instant::now();
                         self.sweep().await;
@@ -134,6 +143,9 @@ impl Audience {
                     None => break,
                     Some(Msg::Beacon(beacon, reply)) => {
                         let result = self.take(beacon).await;
+                        if let Err(e) = &result {
+                            *self.refused.entry(e.class()).or_default() += 1;
+                        }
                         self.publish();
                         let _ = reply.send(result);
                     }
@@ -146,6 +158,7 @@ impl Audience {
         }
         // Live sessions stay open in the store: after a restart their heartbeats carry on.
         self.write().await;
+        self.report_refused().await;
     }
 
     async fn take(&mut self, beacon: PlaybackBeacon) -> Result<(), AudienceError> {
@@ -176,6 +189,18 @@ impl Audience {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// One event for the beacons refused since the last one (none when nothing was refused).
+    async fn report_refused(&mut self) {
+        if self.refused.is_empty() {
+            return;
+        }
+        let counts = std::mem::take(&mut self.refused);
+        let total: u64 = counts.values().sum();
+        let parts: Vec<String> = counts.iter().map(|(class, n)| format!("{n} {class}")).collect();
+        let message = format!("refused {total} beacon(s) in the last minute: {}", parts.join(", "));
+        self.store.event(Actor::Audience, None, EventKind::AudienceRefused, &message, serde_json::json!(counts)).await;
     }
 
     fn publish(&self) {

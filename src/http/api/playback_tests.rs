@@ -15,7 +15,7 @@ struct Server {
     url: String,
     audience: AudienceHandle,
     store: Store,
-    _switch: ShutdownSwitch,
+    switch: ShutdownSwitch,
     _dir: tempfile::TempDir,
 }
 
@@ -32,7 +32,7 @@ async fn server() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/api/v1/playback", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    Server { url, audience, store, _switch: switch, _dir: dir }
+    Server { url, audience, store, switch, _dir: dir }
 }
 
 async fn post_json(url: &str, body: String) -> (u16, String) {
@@ -137,6 +137,13 @@ async fn a_flood_from_one_session_is_cut_at_its_bucket_and_only_what_was_accepte
     // Its end is a beacon too, and the bucket is empty: refused, the session stays live until it times out.
     let (status, _) = post_json(&s.url, beacon_json(session, "main", "end")).await;
     assert_eq!(status, 429);
+    // What was refused is summed up in one event (every minute, and at shutdown).
+    let Server { switch, store, .. } = s;
+    assert!(switch.trigger_and_wait(std::time::Duration::from_secs(5)).await);
+    let events = store.recent_events(10).await.unwrap();
+    let refused: Vec<_> = events.iter().filter(|e| e.kind == crate::store::EventKind::AudienceRefused).collect();
+    assert_eq!(refused.len(), 1, "{events:?}");
+    assert_eq!(refused[0].message, "refused 17 beacon(s) in the last minute: 17 too fast");
 }
 
 #[tokio::test]
