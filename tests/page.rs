@@ -351,6 +351,17 @@ fn the_page_says_when_it_shows_the_slate_or_is_offline_and_plays_again_after_a_r
     expect("playback after the restart", Duration::from_secs(60), &|l| {
         slate(l) && l["ct"].as_f64() > Some(stopped_at + 4.0)
     });
+    // The viewer is still one viewer: its session (timed out while the daemon was down) is taken up again.
+    wait_for("the viewer counted again", Duration::from_secs(20), || {
+        d.api_get("/api/v1/status")["channels"][0]["viewers"] == 1
+    });
+    let config = Config::load(&cfg).unwrap();
+    let sessions = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = Store::open(&config.storage.db_path()).await.unwrap();
+        let since = chrono::Utc::now() - chrono::Duration::hours(1);
+        store.audience_sessions(&ChannelId::from("main"), since).await.unwrap()
+    });
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
     drop(node.stdin.take());
     let last = expect("the page's error report", Duration::from_secs(20), &|l| l["done"] == true);
     let _ = node.wait();
