@@ -20,6 +20,12 @@ PACKAGES=(
   fonts-dejavu-core
 )
 
+# Node.js and npm: the build installs hls.js (embedded into the daemon) and the browser tests' playwright-core from
+# web/package-lock.json. Any Node.js 18 or later will do, so Debian's are installed only when there is no npm at all.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -19,8 +19,10 @@
 //! - [`planner`]: keeps each channel's schedule filled ahead and says why it chose each item.
 //! - [`broadcaster`]: one per channel: splices the schedule into one HLS timeline without re-encoding; the MPEG-TS
 //!   writer is `broadcaster/ts.rs`, the playlists `broadcaster/playlist/`.
-//! - [`http`]: the origin (HLS, posters), the control API under `/api/v1` (types in the `vvtv-api` crate) and
-//!   `/metrics`.
+//! - [`audience`]: viewers counted from the player page's beacons; sessions, watch time per airing, the audience
+//!   per airing and per asset (the tables are `store/audience.rs`).
+//! - [`http`]: the origin (HLS, posters), the player and operator pages (`web/`, embedded at build time), the
+//!   control API under `/api/v1` (types in the `vvtv-api` crate) and `/metrics`.
 //! - [`metrics`]: the Prometheus registry and every family the station exports; the actors count into it.
 //! - [`station`]: builds the store, spawns the actors, wires their handles and runs the shutdown (used by `main`).
 //!
@@ -29,6 +31,7 @@
 //! `tests/` (end to end against a real daemon) and `benches/`.
 
 pub mod actor;
+pub mod audience;
 pub mod broadcaster;
 pub mod business_logic;
 pub mod config;

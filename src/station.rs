@@ -1,6 +1,7 @@
 //! Builds the store, spawns the actors, wires their handles, serves HTTP and runs the shutdown. Used by `main` only.
 
 use crate::actor::{self, Context};
+use crate::audience::AudienceHandle;
 use crate::broadcaster::BroadcasterHandle;
 use crate::business_logic::BusinessLogic;
 use crate::config::Config;
@@ -88,7 +89,8 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
             (ChannelId(channel.id.clone()), handle)
         })
         .collect();
-    let handles = Handles { planner, factory, curator, broadcasters, rules: rules_tx };
+    let audience = AudienceHandle::spawn(&ctx);
+    let handles = Handles { planner, factory, curator, broadcasters, audience, rules: rules_tx };
 
     let app = http::router(http::AppState {
         config: config.clone(),

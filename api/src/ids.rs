@@ -29,6 +29,24 @@ impl From<&str> for ChannelId {
     }
 }
 
+/// A viewer session's id: random, made by the player page (16 to 64 characters of `[A-Za-z0-9_-]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
+#[serde(transparent)]
+pub struct SessionId(pub String);
+
+impl SessionId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Row ids: a number each, typed by the table it names.
 macro_rules! row_id {
     ($(#[$doc:meta] $name:ident => $what:literal),* $(,)?) => {$(

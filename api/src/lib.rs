@@ -5,11 +5,14 @@
 //! - [`status`]: statuses, kinds and origins of records, and the kinds of decision the station records.
 //! - [`assets`], [`jobs`], [`plans`], [`schedule`], [`events`]: the records the station keeps, as the API shows them.
 //! - [`station`], [`broadcast`], [`factory`], [`curator`]: the requests and answers of each part of the API.
+//! - [`viewer`]: what the player page reads without a token (channels, now and next).
+//! - [`audience`]: the player's beacons and the audience per airing and per asset.
 //! - [`wire_time`]: times and durations on the wire (milliseconds and seconds in JSON, typed in code).
 //!
 //! A field renamed here is renamed for both programs at once: the CLI never reads the daemon's JSON by string keys.
 
 pub mod assets;
+pub mod audience;
 pub mod broadcast;
 pub mod curator;
 pub mod events;
@@ -20,15 +23,16 @@ pub mod plans;
 pub mod schedule;
 pub mod station;
 pub mod status;
+pub mod viewer;
 pub mod wire_time;
 
 pub use assets::{Asset, Rendition};
 pub use events::Event;
-pub use ids::{AiringId, AssetId, ChannelId, EventId, JobId, PlanId, ScheduleId};
+pub use ids::{AiringId, AssetId, ChannelId, EventId, JobId, PlanId, ScheduleId, SessionId};
 pub use jobs::{Job, JobInput};
 pub use plans::Plan;
 pub use schedule::{Airing, QueueItem};
 pub use status::{
-    Actor, AiringKind, AssetKind, AssetStatus, EventKind, JobOrigin, JobStatus, PlanStatus, ScheduleStatus, SourceKind,
-    UnknownName,
+    Actor, AiringKind, AssetKind, AssetStatus, BeaconKind, EventKind, JobOrigin, JobStatus, PlanStatus, ScheduleStatus,
+    SessionEnd, SourceKind, UnknownName,
 };

@@ -28,6 +28,9 @@ pub struct ChannelStatus {
     pub queue_minutes: f64,
     /// URL path of the channel's playlist.
     pub playlist: String,
+    /// Viewer sessions watching it now (counted from the player's beacons).
+    #[serde(default)]
+    pub viewers: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -182,6 +182,8 @@ named_enum! {
         Curator = "curator",
         Planner = "planner",
         Http = "http",
+        /// The audience room (viewer sessions from the player's beacons).
+        Audience = "audience",
     }
 }
 
@@ -256,6 +258,42 @@ named_enum! {
         Discovery = "discovery",
         /// An operator approved a plan.
         PlanApproved = "plan_approved",
+        /// Viewer sessions older than the retention were deleted.
+        AudienceSwept = "audience_swept",
+        /// New viewer sessions were refused: the live-session limit was reached.
+        AudienceFull = "audience_full",
+        /// Beacons were refused in the last minute (invalid, too fast, conflicting), counted by reason.
+        AudienceRefused = "audience_refused",
+    }
+}
+
+named_enum! {
+    /// What a player's beacon reports (`POST /api/v1/playback`).
+    BeaconKind ("beacon kind") {
+        /// Playback began: the first frame is on screen (`startup_ms` says how long it took).
+        Start = "start",
+        /// Still watching (every ~10 s), with the playback time since the last beacon.
+        Heartbeat = "heartbeat",
+        /// Playback stalled and resumed after `stall_ms`.
+        Stall = "stall",
+        /// The player switched to another rung (`bitrate`, bits per second).
+        Bitrate = "bitrate",
+        /// The player hit an error (`error`: the player's short error code).
+        Error = "error",
+        /// The viewer left (page closed or hidden for good).
+        End = "end",
+    }
+}
+
+named_enum! {
+    /// How a viewer session ended.
+    SessionEnd ("session end") {
+        /// The page sent its end beacon.
+        Closed = "closed",
+        /// The player gave up after an error it could not recover from.
+        Error = "error",
+        /// No beacon for the session timeout (the page died, the network went away).
+        Timeout = "timeout",
     }
 }
 

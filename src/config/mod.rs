@@ -36,6 +36,7 @@ pub struct Config {
     pub factory: FactoryConfig,
     pub curator: CuratorConfig,
     pub planner: PlannerConfig,
+    pub audience: AudienceConfig,
     pub log: LogConfig,
     pub access: AccessConfig,
 }
@@ -51,6 +52,7 @@ impl Default for Config {
             factory: FactoryConfig::default(),
             curator: CuratorConfig::default(),
             planner: PlannerConfig::default(),
+            audience: AudienceConfig::default(),
             log: LogConfig::default(),
             access: AccessConfig::default(),
         }
@@ -527,6 +529,36 @@ impl Default for PlannerConfig {
     }
 }
 
+/// Viewer sessions counted from the player page's beacons (`POST /api/v1/playback`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudienceConfig {
+    /// The page sends a heartbeat this often.
+    pub heartbeat_seconds: u64,
+    /// A session with no beacon for this long has ended (the page died or the network went away).
+    pub session_timeout_seconds: u64,
+    /// Sessions (and their per-airing watch time) are deleted this many days after their last beacon.
+    pub retention_days: u32,
+    /// Live sessions held at most; beyond it new sessions are refused (503) until some end.
+    pub max_sessions: u32,
+    /// Beacons one session may send at once, and how many a minute after that (token bucket); more get a 429.
+    pub session_burst: u32,
+    pub session_beacons_per_minute: u32,
+}
+
+impl Default for AudienceConfig {
+    fn default() -> Self {
+        AudienceConfig {
+            heartbeat_seconds: 10,
+            session_timeout_seconds: 30,
+            retention_days: 90,
+            max_sessions: 10_000,
+            session_burst: 10,
+            session_beacons_per_minute: 30,
+        }
+    }
+}
+
 impl Config {
     /// The User-Agent of every request the station makes: names VVTV and where to reach its operator.
     pub fn user_agent(&self) -> String {
@@ -733,8 +765,46 @@ impl Config {
                 ));
             }
         }
+        self.validate_audience()?;
         // The planner's values are business-logic defaults: the same validation as `vvtvctl business-logic set`.
         crate::business_logic::BusinessLogic::check_config(self)
+    }
+
+    fn validate_audience(&self) -> Result<(), ConfigError> {
+        let a = &self.audience;
+        if !(1..=300).contains(&a.heartbeat_seconds) {
+            return Err(invalid("audience.heartbeat_seconds", format!("{} is outside 1..=300", a.heartbeat_seconds)));
+        }
+        if a.session_timeout_seconds <= a.heartbeat_seconds || a.session_timeout_seconds > 3600 {
+            return Err(invalid(
+                "audience.session_timeout_seconds",
+                format!(
+                    "{} must be above heartbeat_seconds ({}) and at most 3600",
+                    a.session_timeout_seconds, a.heartbeat_seconds
+                ),
+            ));
+        }
+        if !(1..=3650).contains(&a.retention_days) {
+            return Err(invalid("audience.retention_days", format!("{} is outside 1..=3650", a.retention_days)));
+        }
+        if !(1..=1_000_000).contains(&a.max_sessions) {
+            return Err(invalid("audience.max_sessions", format!("{} is outside 1..=1000000", a.max_sessions)));
+        }
+        if !(2..=1000).contains(&a.session_burst) {
+            return Err(invalid("audience.session_burst", format!("{} is outside 2..=1000", a.session_burst)));
+        }
+        // A session must at least be able to send its heartbeats.
+        let needed = 60u64.div_ceil(a.heartbeat_seconds) as u32;
+        if a.session_beacons_per_minute < needed || a.session_beacons_per_minute > 6000 {
+            return Err(invalid(
+                "audience.session_beacons_per_minute",
+                format!(
+                    "{} must cover the heartbeats ({needed} a minute) and be at most 6000",
+                    a.session_beacons_per_minute
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

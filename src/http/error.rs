@@ -1,6 +1,7 @@
 //! The HTTP room's error: every failure of a request as a status and one line an operator can act on, mapped from
 //! the other rooms' errors in one place.
 
+use crate::audience::AudienceError;
 use crate::broadcaster::BroadcasterError;
 use crate::curator::CuratorError;
 use crate::factory::FactoryError;
@@ -80,5 +81,21 @@ impl From<BroadcasterError> for ApiError {
             e @ BroadcasterError::Stopped(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<AudienceError> for ApiError {
+    fn from(e: AudienceError) -> Self {
+        let status = match &e {
+            AudienceError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AudienceError::RateLimited { .. } | AudienceError::TooManyNew => StatusCode::TOO_MANY_REQUESTS,
+            AudienceError::Ended(_)
+            | AudienceError::OtherChannel { .. }
+            | AudienceError::AlreadyStarted(_)
+            | AudienceError::NotLive(_) => StatusCode::CONFLICT,
+            AudienceError::Full { .. } | AudienceError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            AudienceError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
     }
 }

@@ -1,5 +1,5 @@
-//! The HTTP server: health, the HLS origin, posters, the control API used by vvtvctl and `/metrics` (the player page
-//! arrives with its issue). Every router gets the same [`AppState`]; one layer counts every request.
+//! The HTTP server: health, the HLS origin, posters, the player and operator pages, the control API used by vvtvctl
+//! and `/metrics`. Every router gets the same [`AppState`]; one layer counts every request.
 
 pub mod access;
 pub mod api;
@@ -7,8 +7,10 @@ pub mod auth;
 mod error;
 pub mod metrics;
 pub mod origin;
+pub mod page;
 mod posters;
 
+use crate::audience::AudienceHandle;
 use crate::broadcaster::BroadcasterHandle;
 use crate::business_logic::BusinessLogic;
 use crate::config::Config;
@@ -30,6 +32,7 @@ pub struct Handles {
     pub factory: FactoryHandle,
     pub curator: CuratorHandle,
     pub broadcasters: Vec<(ChannelId, BroadcasterHandle)>,
+    pub audience: AudienceHandle,
     /// The live business rules: the API changes them, every actor reads them.
     pub rules: watch::Sender<BusinessLogic>,
 }
@@ -55,6 +58,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+impl axum::extract::FromRef<AppState> for AudienceHandle {
+    fn from_ref(state: &AppState) -> AudienceHandle {
+        state.handles.audience.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let channels: Vec<String> = state.config.channels.iter().map(|c| c.id.clone()).collect();
     let access = state.access.clone();
@@ -63,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
         .merge(posters::router())
+        .merge(page::router())
         .route("/metrics", get(metrics::scrape))
         // Last, so that it wraps every route above.
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))

@@ -6,6 +6,7 @@ use crate::config::{ChannelConfig, LibraryConfig};
 use crate::store::{Airable, Asset, AssetId, AssetKind};
 use std::collections::HashMap;
 use std::time::Duration;
+use vvtv_api::audience::AssetAudience;
 
 /// Does the channel air this asset? Demo clips only on channels that want them.
 pub fn in_library(channel: &ChannelConfig, asset: &Asset) -> bool {
@@ -40,6 +41,25 @@ fn accepts(l: &LibraryConfig, a: &Asset) -> bool {
         return false;
     }
     true
+}
+
+/// What the audience did with each asset, as the selection weighs it: completion is the watch time per viewer over
+/// the asset's length, drop-off the share of its viewers who left while it aired. Assets nobody watched have none.
+pub fn audience_figures(audience: &[AssetAudience], airable: &[Airable]) -> HashMap<AssetId, AudienceFigures> {
+    let lengths: HashMap<AssetId, Duration> = airable.iter().map(|a| (a.asset.id, a.asset.duration)).collect();
+    audience
+        .iter()
+        .filter(|a| a.viewers > 0)
+        .filter_map(|a| {
+            let length = lengths.get(&a.asset_id).filter(|d| !d.is_zero())?;
+            let figures = AudienceFigures {
+                completion: (a.avg_watch.as_secs_f64() / length.as_secs_f64()).clamp(0.0, 1.0),
+                drop_off: a.left_during_share.clamp(0.0, 1.0),
+                sessions: a.viewers,
+            };
+            Some((a.asset_id, figures))
+        })
+        .collect()
 }
 
 /// The channel's candidates, with their audience figures where there are some.
@@ -108,6 +128,34 @@ mod tests {
             air_count: 0,
             created: Utc::now(),
         }
+    }
+
+    #[test]
+    fn the_audience_becomes_completion_and_drop_off_of_the_assets_length() {
+        let mut watched = asset(AssetKind::Programme, &["news"], "a", 10);
+        watched.id = AssetId(7);
+        let unwatched = Asset { id: AssetId(8), ..watched.clone() };
+        let airable: Vec<Airable> = [watched, unwatched].into_iter().map(|asset| Airable { asset, aired: 2 }).collect();
+        let row = |id: i64, viewers: u64, avg_watch_s: u64, left: f64| AssetAudience {
+            asset_id: AssetId(id),
+            title: "a".into(),
+            airings: 2,
+            starts: viewers,
+            viewers,
+            peak_viewers: viewers,
+            avg_viewers: 1.0,
+            avg_watch: Duration::from_secs(avg_watch_s),
+            watch: Duration::from_secs(avg_watch_s * viewers),
+            left_during: 0,
+            left_during_share: left,
+        };
+        // Asset 9 is not in the library any more; asset 8 had airings nobody watched.
+        let figures = audience_figures(&[row(7, 4, 450, 0.25), row(8, 0, 0, 0.0), row(9, 3, 60, 0.0)], &airable);
+        assert_eq!(figures.len(), 1, "{figures:?}");
+        let f = figures[&AssetId(7)];
+        assert!((f.completion - 0.75).abs() < 1e-9 && (f.drop_off - 0.25).abs() < 1e-9 && f.sessions == 4, "{f:?}");
+        let long = audience_figures(&[row(7, 1, 3600, 0.0)], &airable);
+        assert_eq!(long[&AssetId(7)].completion, 1.0, "a rewatch past the end counts as complete");
     }
 
     #[test]

@@ -30,6 +30,8 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 pub use vvtv_api::station::PlannerStatus;
 
 const TICK: Duration = Duration::from_secs(5);
+/// How far back the audience of an asset's airings counts for its selection.
+const AUDIENCE_LOOKBACK: chrono::TimeDelta = chrono::TimeDelta::days(28);
 /// Up to this much programme ahead, a repeat inside the diversity window beats falling back to the slate.
 const MIN_AHEAD: Duration = Duration::from_secs(60);
 
@@ -146,11 +148,16 @@ impl Planner {
         let end = reanchor(store, &channel.id, now).await?;
         let ahead = (end - now).to_std().unwrap_or_default();
         let airable = store.airable_assets(&channel.id).await?;
-        let audience = HashMap::new();
-        let mut library = library::candidates(&channel.config, &airable, &audience);
+        let mut library = library::candidates(&channel.config, &airable, &HashMap::new());
         self.watch_buffer(channel, rules, ahead, library.len()).await;
         if ahead >= rules.buffer_target() {
             return Ok(0);
+        }
+        // The audience is read only when there is something to plan: the query spans weeks of sessions.
+        let watched = store.audience_by_asset(Some(&channel.id), now - AUDIENCE_LOOKBACK).await?;
+        let audience = library::audience_figures(&watched, &airable);
+        if !audience.is_empty() {
+            library = library::candidates(&channel.config, &airable, &audience);
         }
         // Nothing of the channel's own to air: the emergency loop airs the emergency pool rather than the slate.
         let mut emergency_loop = false;

@@ -4,6 +4,7 @@
 //! a restart reads the store and carries on. One file per table family.
 
 mod assets;
+pub mod audience;
 mod codec;
 mod error;
 mod events;
@@ -13,6 +14,7 @@ mod schedule;
 mod settings;
 
 pub use assets::{Airable, NewAsset, NewRendition};
+pub use audience::{SessionRecord, SessionTotals, SessionWrite, WatchSpan};
 pub use error::StoreError;
 pub use jobs::NewJob;
 pub use plans::NewPlan;
@@ -20,7 +22,7 @@ pub use schedule::{HistoryItem, NewAiring, NewScheduleItem};
 pub use vvtv_api::{
     Actor, Airing, AiringId, AiringKind, Asset, AssetId, AssetKind, AssetStatus, ChannelId, Event, EventId, EventKind,
     Job, JobId, JobInput, JobOrigin, JobStatus, Plan, PlanId, PlanStatus, QueueItem, Rendition, ScheduleId,
-    ScheduleStatus, SourceKind,
+    ScheduleStatus, SessionEnd, SessionId, SourceKind,
 };
 
 use codec::now_ms;

@@ -1,6 +1,7 @@
 //! `vvtvctl`: the operator's CLI. It talks HTTP to the daemon's control API and never opens the database.
 //! Exit codes: 0 success, 1 the daemon refused or failed the request, 2 the daemon cannot be reached.
 
+mod audience;
 mod client;
 mod ingest;
 mod table;
@@ -97,6 +98,14 @@ enum Command {
         /// How long it stays valid: 90s, 30m, 6h, 2d (default: the station's access.default_ttl_seconds).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
+    },
+    /// Who watched: per airing (starts, peak and average viewers, average watch, share who left) and per asset.
+    Audience {
+        #[arg(long)]
+        channel: Option<String>,
+        /// How far back: 90m, 24h, 7d, …
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        since: String,
     },
     /// Rules that can change at run time.
     BusinessLogic {
@@ -303,6 +312,14 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             let answer: Answer<SignedUrl> = client.post(&format!("/api/v1/channels/{channel}/sign-url"), &body)?;
             show(cli, answer, |u| println!("{}{}", cli.api.trim_end_matches('/'), u.path))
         }
+        Command::Audience { channel, since } => {
+            vvtv_api::audience::parse_span(since).map_err(|e| Failure::Refused(format!("--since: {e}")))?;
+            let mut path = format!("/api/v1/audience?since={since}");
+            if let Some(c) = channel {
+                path.push_str(&format!("&channel={c}"));
+            }
+            show(cli, client.get(&path)?, audience::print)
+        }
         Command::BusinessLogic { action: BusinessLogicAction::Show } => {
             show(cli, client.get("/api/v1/business-logic")?, print_rules)
         }
@@ -353,10 +370,16 @@ fn print_status(s: &StatusReport) {
                 .on_air
                 .as_ref()
                 .map(|a| format!("{} ({:.0}/{:.0}s)", a.title, a.position.as_secs_f64(), a.duration.as_secs_f64()));
-            vec![c.id.to_string(), c.state.to_string(), cell(now), format!("{:.1}", c.queue_minutes)]
+            vec![
+                c.id.to_string(),
+                c.state.to_string(),
+                cell(now),
+                format!("{:.1}", c.queue_minutes),
+                c.viewers.to_string(),
+            ]
         })
         .collect();
-    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN"], &rows);
+    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN", "VIEWERS"], &rows);
     if let Some(f) = &s.factory {
         let jobs: Vec<String> = f.jobs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let state = serde_json::to_value(f.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();

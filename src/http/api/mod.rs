@@ -1,14 +1,18 @@
 //! The control API under `/api/v1`, used by vvtvctl: one file per resource. Bearer-token protected (see
-//! [`super::auth`]); its request and answer types are the `vvtv-api` crate's, and its OpenAPI document is served at
+//! [`super::auth`]) except what viewers' pages use (`/channels`, `/channels/{channel}/now`, `/playback`) and the
+//! OpenAPI document; its request and answer types are the `vvtv-api` crate's, and its OpenAPI document is served at
 //! `/api/v1/openapi.json`. Errors are JSON `{"error": "..."}` with a message an operator can act on.
 
+mod audience;
 mod channels;
 mod jobs;
 mod library;
 pub mod openapi;
 mod plans;
+mod playback;
 mod rules;
 mod status;
+pub mod viewer;
 
 pub use super::error::ApiError;
 use super::AppState;
@@ -34,8 +38,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/channels/{channel}/streaming", get(channels::streaming_status))
         .route("/channels/{channel}/emergency", post(channels::emergency))
         .route("/channels/{channel}/sign-url", post(channels::sign_url))
+        .route("/audience", get(audience::report))
         .route_layer(middleware::from_fn_with_state(state, super::auth::require_token))
         .route("/openapi.json", get(openapi::document))
+        // What every viewer's page uses: no token.
+        .route("/channels", get(viewer::channels))
+        .route("/channels/{channel}/now", get(viewer::now))
+        .route("/playback", post(playback::beacon))
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;

@@ -25,6 +25,10 @@ use utoipa::{Modify, OpenApi};
         super::channels::streaming_status,
         super::channels::emergency,
         super::channels::sign_url,
+        super::audience::report,
+        super::viewer::channels,
+        super::viewer::now,
+        super::playback::beacon,
     ),
     modifiers(&BearerToken)
 )]
@@ -70,9 +74,14 @@ mod tests {
             path.display()
         );
         let doc: serde_json::Value = serde_json::from_str(&now).unwrap();
-        for path in ["/api/v1/status", "/api/v1/ingest", "/api/v1/channels/{channel}/emergency"] {
+        for path in ["/api/v1/status", "/api/v1/ingest", "/api/v1/channels/{channel}/emergency", "/api/v1/playback"] {
             assert!(doc["paths"][path].is_object(), "{path} missing from the document");
         }
         assert!(doc["components"]["schemas"]["StatusReport"].is_object());
+        assert!(doc["components"]["schemas"]["PlaybackBeacon"].is_object());
+        // What viewers' pages use needs no token; the rest does.
+        assert!(doc["paths"]["/api/v1/playback"]["post"]["security"].is_null());
+        assert!(doc["paths"]["/api/v1/channels/{channel}/now"]["get"]["security"].is_null());
+        assert!(doc["paths"]["/api/v1/audience"]["get"]["security"].is_array());
     }
 }

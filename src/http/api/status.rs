@@ -24,6 +24,7 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<StatusReport> {
             on_air: b.and_then(|b| b.on_air),
             queue_minutes: (queued.as_secs_f64() / 60.0 * 10.0).round() / 10.0,
             playlist: format!("/hls/{id}/live.m3u8"),
+            viewers: s.handles.audience.viewers(id),
         });
     }
     Ok(Json(StatusReport {
