@@ -16,6 +16,8 @@ PACKAGES=(
   ffmpeg
   # fonts for burnt-in text on slate and demo clips
   fonts-dejavu-core
+  # the stand-in CDN of the CDN test and the yardstick of `make bench-origin` (with wrk, its load generator)
+  nginx wrk
 )
 
 missing=()

@@ -49,11 +49,15 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let channels: Vec<String> = state.config.channels.iter().map(|c| c.id.clone()).collect();
+    let channels: Vec<_> = state.handles.broadcasters.iter().map(|(id, b)| (id.0.clone(), b.published())).collect();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api/v1", api::router(state.clone()))
-        .merge(origin::router(state.config.storage.hls_dir(), channels))
+        .merge(origin::router(
+            state.config.storage.hls_dir(),
+            u64::from(state.config.server.segment_cache_mb) << 20,
+            channels,
+        ))
         .merge(posters::router())
         .with_state(state)
 }
