@@ -122,9 +122,10 @@ fn hls_js_plays_through_an_nginx_cache_and_200_players_cost_about_one_origin_req
     let config = write_config(dir.path(), &extra);
     let daemon = Daemon::start(dir.path(), &config);
     let deadline = Instant::now() + Duration::from_secs(120);
-    // hls.js starts three segments from the live edge; it is started once that is past segment 0. The very first
-    // segment of a fresh channel sometimes makes hls.js report a 0.13 s hole at time 0 (`bufferSeekOverHole`, a
-    // non-fatal error it plays through), which is the broadcaster's matter, not the edge's.
+    // hls.js starts three segments from the live edge; it is started once that is past segment 0. When hls.js opens
+    // a fresh channel whose playlist lists fewer than three segments (here: the edge's one-second copy from the
+    // channel's first moment) it reports a 0.13 s hole at time 0 in segment 0 (`bufferSeekOverHole`, non-fatal, it
+    // plays on): the broadcaster's first segment, not the edge, is the matter there.
     let newest = || {
         let res = reqwest::blocking::get(daemon.url("/hls/main/180p/live.m3u8")).ok().filter(|r| r.status() == 200);
         res.and_then(|r| r.text().ok()).and_then(|text| listed_segments(&text).last().copied())
