@@ -3,7 +3,7 @@ CARGO ?= cargo
 CONFIG ?=
 BIN := target/debug
 
-.PHONY: deps build run test lint fmt bench bench-playout bench-factory bench-loudness bench-vmaf check-player
+.PHONY: deps build run test lint fmt bench bench-playout bench-factory bench-loudness bench-vmaf bench-origin bench-startup check-player
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,6 +17,7 @@ run: build
 
 # The whole test suite, in the same (dev) profile as `make run`: nothing is built twice.
 test: deps
+	@test -d scripts/player-check/node_modules || npm ci --prefix scripts/player-check
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) test --workspace --no-fail-fast
 
@@ -28,7 +29,7 @@ fmt:
 	$(CARGO) fmt --all
 
 # Benchmarks (outside `make test`); same dev profile, so nothing is built twice.
-bench: bench-playout bench-factory bench-loudness bench-vmaf
+bench: bench-playout bench-factory bench-loudness bench-vmaf bench-origin bench-startup
 
 # N = 1, 10, 50 channels on the default ladder for 60 s each, beside one live re-encode (BENCH_CHANNELS, BENCH_SECONDS).
 bench-playout: build
@@ -46,6 +47,16 @@ bench-loudness: build
 # The VMAF gate on a generated 60 s 1080p source at several subsample rates.
 bench-vmaf: build
 	$(CARGO) bench --profile dev --bench vmaf
+
+# The origin beside Debian's nginx on the same playlist and segment, wrk -c32 against each (nginx and wrk come from
+# scripts/install-deps.sh); prints req/s, p99 and the ratio (BENCH_SECONDS, BENCH_ROUNDS, BENCH_CONNECTIONS).
+bench-origin: build
+	$(CARGO) bench --profile dev --bench origin
+
+# Time to the first playable stream of the demo station: first start, warm start (slate cached, empty hls/) and
+# restart (hls/ kept); BENCH_LADDER=small, BENCH_RUNS.
+bench-startup: build
+	$(CARGO) bench --profile dev --bench startup
 
 # Plays a running station's stream like a viewer's browser does: hls.js in headless Chromium (scripts/player-check).
 # `make check-player URL=http://host/hls/main/live.m3u8 SECONDS=60 [CHECK_ARGS=--expect-restart]`; exit 0 if it played.

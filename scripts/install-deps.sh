@@ -18,6 +18,8 @@ PACKAGES=(
   prometheus
   # fonts for burnt-in text on slate and demo clips
   fonts-dejavu-core
+  # the stand-in CDN of the CDN test and the yardstick of `make bench-origin` (with wrk, its load generator)
+  nginx wrk
 )
 
 # Node.js and npm: the build installs hls.js (embedded into the daemon) and the browser tests' playwright-core from

@@ -212,6 +212,9 @@ named_enum! {
         AssetSkipped = "asset_skipped",
         /// An unscheduled item (slate, emergency) could not be aired.
         ItemFailed = "item_failed",
+        /// The channel's slate changed: the full one replaced the short one a first start went on air with, or
+        /// could not be made.
+        Slate = "slate",
         /// The playout output was rebuilt (stall or write error).
         PipelineRebuilt = "pipeline_rebuilt",
         /// An emergency interrupted the schedule.

@@ -426,6 +426,16 @@ impl Splicer {
         Ok(gst::FlowSuccess::Ok)
     }
 
+    /// Starts the timeline's audio one silent AAC frame before its video: the first segment then opens like every
+    /// later one (video DTS, then audio, then the first video PTS). Audio that starts exactly at the first frame's
+    /// PTS, after its DTS, makes hls.js see a hole at the start and seek over it (`bufferSeekOverHole`).
+    pub fn lead_in(&self, output: &Output) {
+        let (adts, silence) = &self.silence;
+        for rung in &output.rungs {
+            relock(rung).push_audio(Audio { pts: self.origin - AAC_FRAME_NS, data: silence.clone(), adts: *adts });
+        }
+    }
+
     /// Closes the item on the timeline: pads audio with silent frames up to the video end, records the boundary.
     pub fn finish_item(&self, output: &Output) {
         let mut pads = Vec::new();

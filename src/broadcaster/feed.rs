@@ -15,7 +15,9 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
+/// The full slate: long enough that an idle channel does not open an airing every few seconds.
 const SLATE: Duration = Duration::from_secs(10);
 const EMERGENCY_SLATE: Duration = Duration::from_secs(8);
 /// An item is not resumed this close to its end.
@@ -27,6 +29,10 @@ pub struct StoreFeed {
     channel: ChannelId,
     hf: HouseFormat,
     slate: Next,
+    /// The full slate, while the channel airs its short first one (see [`ensure_slate`]).
+    full_slate: Option<oneshot::Receiver<Next>>,
+    /// The short slate went on air before the full one was ready.
+    short_slate_aired: bool,
     planner: PlannerHandle,
     factory: FactoryHandle,
     /// Airing rows open per tag (closed when the item ends).
@@ -42,7 +48,7 @@ impl StoreFeed {
         store: Store,
         channel: ChannelId,
         hf: HouseFormat,
-        slate: Next,
+        (slate, full_slate): (Next, oneshot::Receiver<Next>),
         planner: PlannerHandle,
         factory: FactoryHandle,
         last_published: Option<DateTime<Utc>>,
@@ -85,7 +91,39 @@ impl StoreFeed {
                 store.set_schedule_status(item.id, ScheduleStatus::Scheduled, item.resume).await?;
             }
         }
-        Ok(StoreFeed { rt, store, channel, hf, slate, planner, factory, open: Vec::new() })
+        Ok(StoreFeed {
+            rt,
+            store,
+            channel,
+            hf,
+            slate,
+            full_slate: Some(full_slate),
+            short_slate_aired: false,
+            planner,
+            factory,
+            open: Vec::new(),
+        })
+    }
+
+    /// Swaps in the full slate once it is made.
+    fn take_full_slate(&mut self) {
+        let Some(rx) = self.full_slate.as_mut() else { return };
+        match rx.try_recv() {
+            Ok(full) => {
+                self.full_slate = None;
+                self.slate = full;
+                if self.short_slate_aired {
+                    let message = format!(
+                        "the full slate ({:.0} s) is made and replaces the short one the channel went on air with",
+                        SLATE.as_secs_f64()
+                    );
+                    self.notice(EventKind::Slate, &message);
+                }
+            }
+            Err(oneshot::error::TryRecvError::Empty) => {}
+            // Could not be made (recorded by the task that tried): the short slate stays.
+            Err(oneshot::error::TryRecvError::Closed) => self.full_slate = None,
+        }
     }
 
     fn block<T>(&self, f: impl std::future::Future<Output = T>) -> T {
@@ -105,6 +143,7 @@ impl StoreFeed {
 
 impl Feed for StoreFeed {
     fn next(&mut self, after: Option<&Tag>) -> Next {
+        self.take_full_slate();
         let skip = match after {
             Some(Tag::Scheduled { schedule_id, .. }) => Some(*schedule_id),
             _ => None,
@@ -129,6 +168,9 @@ impl Feed for StoreFeed {
     }
 
     fn started(&mut self, tag: &Tag, title: &str, start: DateTime<Utc>, offset_ns: i64) {
+        if *tag == Tag::Slate && self.full_slate.is_some() {
+            self.short_slate_aired = true;
+        }
         let (asset, schedule_id, kind) = match tag {
             Tag::Scheduled { schedule_id, asset_id } => (Some(*asset_id), Some(*schedule_id), AiringKind::Scheduled),
             Tag::Emergency { asset_id, .. } => (*asset_id, None, AiringKind::Emergency),
@@ -235,21 +277,48 @@ async fn item_for(
     })
 }
 
-/// The channel's slate (made on first start, then cached by the factory): what airs whenever nothing is scheduled.
+/// The channel's slate: what airs whenever nothing is scheduled, made on first start and then cached by the factory.
+///
+/// The full slate takes seconds to encode on a first start, so the channel goes on air with a short one (one GOP,
+/// made first: about a second of encoding) and the full one, asked for at once, replaces it when it is made (the
+/// receiver). With both cached the full one arrives before the short one has finished airing.
 pub async fn ensure_slate(
     store: &Store,
     factory: &FactoryHandle,
     channel: &ChannelConfig,
     hf: &HouseFormat,
-) -> Result<Next, BroadcasterError> {
-    let request = ClipRequest {
+) -> Result<(Next, oneshot::Receiver<Next>), BroadcasterError> {
+    let short = Duration::from_secs(u64::from(hf.gop_seconds.max(1)));
+    let asset = factory.clip(slate_request(channel, short, "-short")).await?;
+    let first = Next { item: item_for(store, hf, &asset, Duration::ZERO, None).await?, tag: Tag::Slate };
+    let (tx, rx) = oneshot::channel();
+    let (store, factory, channel, hf) = (store.clone(), factory.clone(), channel.clone(), hf.clone());
+    tokio::spawn(async move {
+        let full = async {
+            let asset = factory.clip(slate_request(&channel, SLATE, "")).await?;
+            item_for(&store, &hf, &asset, Duration::ZERO, None).await
+        };
+        match full.await {
+            Ok(item) => {
+                let _ = tx.send(Next { item, tag: Tag::Slate });
+            }
+            Err(e) => {
+                let message = format!("the full slate could not be made, the short one stays on air: {e}");
+                let id = ChannelId(channel.id.clone());
+                store.event(Actor::Broadcaster, Some(&id), EventKind::Slate, &message, serde_json::json!({})).await;
+            }
+        }
+    });
+    Ok((first, rx))
+}
+
+fn slate_request(channel: &ChannelConfig, duration: Duration, suffix: &str) -> ClipRequest {
+    ClipRequest {
         title: format!("{} — back soon", channel.name),
         pattern: TestPattern::HdBars,
-        duration: SLATE,
-        dir_name: format!("slate-{}", channel.id),
-    };
-    let asset = factory.clip(request).await?;
-    Ok(Next { item: item_for(store, hf, &asset, Duration::ZERO, None).await?, tag: Tag::Slate })
+        duration,
+        dir_name: format!("slate-{}{suffix}", channel.id),
+    }
 }
 
 /// `count` items from the emergency pool; when the pool is empty, a slate showing the reason.

@@ -2,13 +2,15 @@
 //!
 //! The actor (a tokio task) owns the channel's playout thread ([`runner`]), feeds it from the store, answers status,
 //! turns emergency requests into items, and rebuilds the pipeline when segments stop coming. The engine itself
-//! ([`engine`]) is a remux only; the playlists ([`playlist`]) are written by VVTV, not by GStreamer.
+//! ([`engine`]) is a remux only; the playlists ([`playlist`]) are written by VVTV, not by GStreamer, and published in
+//! memory for the origin ([`published`]; the handle carries the receiving end).
 
 pub mod engine;
 pub mod error;
 mod feed;
 pub mod layout;
 pub mod playlist;
+pub mod published;
 pub mod runner;
 pub mod ts;
 
@@ -23,6 +25,7 @@ use crate::shutdown::Shutdown;
 use crate::store::{Actor, AiringKind, ChannelId, EventKind, ScheduleStatus, Store};
 use engine::EngineSettings;
 use playlist::{Playlist, PlaylistSettings};
+use published::{PublishedReceiver, PublishedSender};
 use runner::{Command, Runner, Shared, Snapshot};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,12 +42,18 @@ enum Msg {
 pub struct BroadcasterHandle {
     channel: ChannelId,
     tx: mpsc::Sender<Msg>,
+    published: PublishedReceiver,
 }
 
 impl BroadcasterHandle {
     pub fn spawn(ctx: &Context, channel: ChannelConfig, planner: PlannerHandle, factory: FactoryHandle) -> Self {
         let (tx, rx) = mpsc::channel(16);
         let id = ChannelId(channel.id.clone());
+        // Born with what the last run left on disk (read before the server takes its first request), so what was
+        // listed stays served while the slate and the recovery take their time.
+        let hls_dir = ctx.config.storage.hls_dir().join(id.as_str());
+        let rungs: Vec<String> = ctx.config.house_format.ladder.iter().map(|r| r.name.clone()).collect();
+        let (published_tx, published) = tokio::sync::watch::channel(playlist::left_on_disk(&hls_dir, &rungs));
         let b = Broadcaster {
             rx,
             config: ctx.config.clone(),
@@ -58,9 +67,15 @@ impl BroadcasterHandle {
             commands: None,
             state: BroadcastState::Starting,
             detail: None,
+            published: published_tx,
         };
         actor::spawn("broadcaster", ctx, |shutdown| b.run(shutdown));
-        BroadcasterHandle { channel: id, tx }
+        BroadcasterHandle { channel: id, tx, published }
+    }
+
+    /// The channel's playlists as published, for the origin.
+    pub fn published(&self) -> PublishedReceiver {
+        self.published.clone()
     }
 
     pub async fn status(&self) -> Option<StreamingStatus> {
@@ -92,6 +107,7 @@ struct Broadcaster {
     state: BroadcastState,
     /// Why playout failed to start.
     detail: Option<String>,
+    published: PublishedSender,
 }
 
 impl Broadcaster {
@@ -148,7 +164,7 @@ impl Broadcaster {
     /// Makes the slate, recovers the playlists and starts the playout thread.
     async fn start_playout(&mut self) -> Result<std::thread::JoinHandle<()>, BroadcasterError> {
         let hf = HouseFormat::from_config(&self.config.house_format);
-        let slate = feed::ensure_slate(&self.store, &self.factory, &self.channel, &hf).await?;
+        let (slate, full_slate) = feed::ensure_slate(&self.store, &self.factory, &self.channel, &hf).await?;
         let hls_dir = self.config.storage.hls_dir().join(self.id.as_str());
         let b = &self.config.broadcaster;
         let segment = Duration::from_secs(u64::from(hf.segment_seconds));
@@ -163,7 +179,8 @@ impl Broadcaster {
             segment_duration: segment,
             grace: Duration::from_secs(u64::from(b.segment_grace_seconds)),
         };
-        let playlist = tokio::task::spawn_blocking(move || Playlist::recover(settings))
+        let published = self.published.clone();
+        let playlist = tokio::task::spawn_blocking(move || Playlist::recover_into(settings, published))
             .await
             .map_err(|e| BroadcasterError::Io { what: "recovering the playlists".into(), source: e.into() })??;
         let recovery = playlist.recovery().clone();
@@ -176,17 +193,14 @@ impl Broadcaster {
                 serde_json::json!(recovery),
             )
             .await;
-        let last_published = playlist
-            .window()
-            .last()
-            .map(|s| s.program_date_time + chrono::Duration::from_std(s.duration).unwrap_or_default());
+        let last_published = playlist.window().last().map(|s| s.end());
         let silence = crate::media::silence::silent_aac_frame(hf.audio_kbps)?;
         let feed = feed::StoreFeed::new(
             tokio::runtime::Handle::current(),
             self.store.clone(),
             self.id.clone(),
             hf.clone(),
-            slate,
+            (slate, full_slate),
             self.planner.clone(),
             self.factory.clone(),
             last_published,

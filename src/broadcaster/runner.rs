@@ -182,11 +182,18 @@ impl<F: Feed> Runner<F> {
         let s = self.settings.clone();
         let output = Output::start(&s, self.playlist.next_seq())?;
         let splicer = Splicer::new(output.rungs(), &self.silence, s.origin_ns, s.frame_ns)?;
+        splicer.lead_in(&output);
         let clock = gst::SystemClock::obtain();
-        // Timeline 0 airs a little in the future so the first item can preroll without being late.
+        // Timeline 0 airs a little in the future so the first item can preroll without being late, minus the head
+        // start: the first segments are released as fast as the demuxer reads them.
         let lead = Duration::from_millis(300);
-        let base = clock.time() + gst::ClockTime::from_nseconds(lead.as_nanos() as u64);
-        let wall0 = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
+        let now = Utc::now() + chrono::Duration::from_std(lead).unwrap_or_default();
+        let published_until = self.playlist.window().last().map(|seg| seg.end());
+        let head =
+            if s.sync { head_start(s.segment * HEAD_START_SEGMENTS, now, published_until) } else { Duration::ZERO };
+        let base = (clock.time() + gst::ClockTime::from_nseconds(lead.as_nanos() as u64))
+            .saturating_sub(gst::ClockTime::from_nseconds(head.as_nanos() as u64));
+        let wall0 = now - chrono::Duration::from_std(head).unwrap_or_default();
         let mut fragments = Fragments::default();
         // The splicer's gap count of this output already reported to the metrics.
         let mut gaps_counted = 0;
@@ -353,6 +360,24 @@ impl<F: Feed> Runner<F> {
     }
 }
 
+/// Segments a new timeline has made as soon as it starts (see [`head_start`]): the live distance players keep from
+/// the edge (hls.js `liveSyncDurationCount`, Apple's three target durations).
+const HEAD_START_SEGMENTS: u32 = 3;
+
+/// How far in the past a new timeline starts: `most` (three segments), so they are made as fast as the demuxer reads
+/// them instead of in real time. A player (or a CDN) opening the channel then finds a playable stream within a
+/// second, and a live playlist as long as the distance it keeps from the edge: it need not wait at the edge for the
+/// next segment. Every later segment is paced as before and closes when its last frame is due, as a live encoder's
+/// would, so each is published at its `PROGRAM-DATE-TIME` plus its duration. Less after a quick restart: the new
+/// timeline never starts before the end of what was already published, so wall-clock times (airings,
+/// PROGRAM-DATE-TIME) never go backwards.
+fn head_start(most: Duration, now: DateTime<Utc>, published_until: Option<DateTime<Utc>>) -> Duration {
+    match published_until {
+        None => most,
+        Some(end) => (now - end).to_std().unwrap_or_default().min(most),
+    }
+}
+
 /// Wall-clock time of a point on the timeline.
 fn wall(wall0: DateTime<Utc>, timeline_ns: i64) -> DateTime<Utc> {
     wall0 + chrono::Duration::nanoseconds(timeline_ns)
@@ -365,4 +390,20 @@ fn resume_point(p: &ItemPipeline, at_ns: i64) -> Option<Item> {
         return None;
     }
     Some(Item { start_ns: key, ..p.item.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_timeline_starts_early_but_never_before_what_was_published() {
+        let most = Duration::from_secs(12);
+        let now = Utc::now();
+        let ago = |ms: i64| now - chrono::Duration::milliseconds(ms);
+        assert_eq!(head_start(most, now, None), most, "a fresh channel");
+        assert_eq!(head_start(most, now, Some(ago(60_000))), most, "a restart long after the last segment");
+        assert_eq!(head_start(most, now, Some(ago(1500))), Duration::from_millis(1500), "a quick restart");
+        assert_eq!(head_start(most, now, Some(ago(-2000))), Duration::ZERO, "published ahead of the clock");
+    }
 }

@@ -118,11 +118,13 @@ pub struct ServerConfig {
     pub listen: String,
     /// Let requests from 127.0.0.1/::1 use the control API without the bearer token.
     pub allow_loopback_without_token: bool,
+    /// Memory the origin may keep the segments players are fetching in (MB); 0 reads every one from disk.
+    pub segment_cache_mb: u32,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into(), allow_loopback_without_token: false }
+        ServerConfig { listen: "127.0.0.1:8080".into(), allow_loopback_without_token: false, segment_cache_mb: 64 }
     }
 }
 
@@ -602,6 +604,10 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if self.server.segment_cache_mb > 65_536 {
+            let reason = format!("{} MB is above 65536", self.server.segment_cache_mb);
+            return Err(invalid("server.segment_cache_mb", reason));
+        }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
         }
@@ -922,6 +928,12 @@ mod tests {
     fn bad_listen_address_names_the_key() {
         let err = Config::parse("[server]\nlisten = \"localhost\"\n").unwrap_err();
         assert!(err.to_string().starts_with("server.listen:"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_segment_cache_names_the_key() {
+        let err = Config::parse("[server]\nsegment_cache_mb = 100000\n").unwrap_err();
+        assert_eq!(err.to_string(), "server.segment_cache_mb: 100000 MB is above 65536");
     }
 
     #[test]

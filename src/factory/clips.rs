@@ -33,7 +33,8 @@ pub fn format_key(hf: &HouseFormat) -> String {
     )
 }
 
-/// The cached clip of this title and format whose files are all there, else a newly made one.
+/// The cached clip of this title, length and format whose files are all there, else a newly made one (a channel's
+/// short first slate and its full one share a title).
 pub async fn clip(
     store: &Store,
     config: &Config,
@@ -42,7 +43,12 @@ pub async fn clip(
 ) -> Result<Asset, FactoryError> {
     let key = format_key(hf);
     for a in store.assets(Some(AssetKind::Slate), Some(AssetStatus::Ready), 1000).await? {
-        if a.title == request.title && a.source_facts["format"] == key.as_str() && complete(store, hf, &a).await {
+        let same_length = a.duration.abs_diff(request.duration) < Duration::from_millis(500);
+        if a.title == request.title
+            && same_length
+            && a.source_facts["format"] == key.as_str()
+            && complete(store, hf, &a).await
+        {
             return Ok(a);
         }
     }

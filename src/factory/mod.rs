@@ -47,6 +47,8 @@ const RETRY_BASE: Duration = Duration::from_secs(30);
 const TICK: Duration = Duration::from_secs(1);
 const DISK_CHECK_EVERY: Duration = Duration::from_secs(10);
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The demo clips wait for the channels' first slates at most this long.
+const DEMO_AFTER_SLATES: Duration = Duration::from_secs(30);
 
 /// What the factory tells its subscribers.
 #[derive(Debug, Clone)]
@@ -104,6 +106,7 @@ impl FactoryHandle {
             events: events.clone(),
             roots: input::ingest_roots(&ctx.config),
             clip_turn: Arc::new(tokio::sync::Mutex::new(())),
+            clip_served: watch::channel(false).0,
             paused: None,
             running: BTreeMap::new(),
         };
@@ -162,6 +165,8 @@ struct Factory {
     roots: Vec<PathBuf>,
     /// Held while a clip is made, so two requests for the same clip make it once.
     clip_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Set once the first clip (a channel's first slate) was handed over.
+    clip_served: watch::Sender<bool>,
     /// Why the factory is not taking jobs (low disk, quota full), if it is not.
     paused: Option<String>,
     running: BTreeMap<JobId, JobStatus>,
@@ -175,7 +180,14 @@ impl Factory {
     async fn run(mut self, mut shutdown: Shutdown) {
         self.recover().await;
         let (store, config) = (self.store().clone(), self.workshop.config.clone());
-        let demo = demo::ensure_demo_clips(&store, &config);
+        let (turn, mut served) = (self.clip_turn.clone(), self.clip_served.subscribe());
+        let demo = async {
+            // A fresh station goes on air with its channels' short slates; the demo clips (a minute of encoding)
+            // wait until the first one is out and the ones queued behind it are made, so they do not share the CPU.
+            let _ = tokio::time::timeout(DEMO_AFTER_SLATES, served.wait_for(|served| *served)).await;
+            drop(turn.lock().await);
+            demo::ensure_demo_clips(&store, &config).await
+        };
         tokio::pin!(demo);
         let mut demo_done = false;
         let mut inbox = inbox::Inbox::new(config.inbox_dir());
@@ -259,10 +271,11 @@ impl Factory {
                 // Made on a task of its own: the factory keeps answering while a slate encodes.
                 let (store, config, hf) =
                     (self.store().clone(), self.workshop.config.clone(), self.workshop.hf.clone());
-                let turn = self.clip_turn.clone();
+                let (turn, served) = (self.clip_turn.clone(), self.clip_served.clone());
                 tokio::spawn(async move {
                     let _turn = turn.lock().await;
                     let _ = reply.send(clips::clip(&store, &config, &hf, request).await);
+                    served.send_replace(true);
                 });
             }
         }

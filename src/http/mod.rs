@@ -65,12 +65,16 @@ impl axum::extract::FromRef<AppState> for AudienceHandle {
 }
 
 pub fn router(state: AppState) -> Router {
-    let channels: Vec<String> = state.config.channels.iter().map(|c| c.id.clone()).collect();
+    let channels: Vec<_> = state.handles.broadcasters.iter().map(|(id, b)| (id.0.clone(), b.published())).collect();
     let access = state.access.clone();
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api/v1", api::router(state.clone()))
-        .merge(origin::router(state.config.storage.hls_dir(), channels))
+        .merge(origin::router(
+            state.config.storage.hls_dir(),
+            u64::from(state.config.server.segment_cache_mb) << 20,
+            channels,
+        ))
         .merge(posters::router())
         .merge(page::router())
         .route("/metrics", get(metrics::scrape))

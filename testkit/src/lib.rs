@@ -13,6 +13,7 @@
 //! - [`prometheus`]: readers of the `/metrics` text and of PromQL queries, and the `promtool check metrics` runner.
 //! - [`daemon`]: starts the real `vvtv` binary with a config, reads its log, drives its API and `vvtvctl`, and
 //!   reads the HLS playlists it writes.
+//! - [`nginx`]: Debian's nginx in a temp prefix (a stand-in CDN, the yardstick of the origin benchmark).
 //!
 //! The kit does not depend on the `vvtv` crate: the daemon's own unit tests use it, and where it reads what the daemon
 //! writes (segment names, playlists) it checks the contract independently.
@@ -23,5 +24,6 @@ pub mod daemon;
 pub mod flaky;
 pub mod llm;
 pub mod media;
+pub mod nginx;
 pub mod prometheus;
 pub mod site;

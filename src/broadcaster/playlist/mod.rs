@@ -9,7 +9,8 @@
 //! exactly one `#EXT-X-DISCONTINUITY` at the join — something hlssink3 cannot do.
 //!
 //! Here: the window and what changes it (pushing segments, sliding, garbage collection). Rebuilding it after a
-//! restart is in `recovery.rs`, the playlist text in `render.rs`, and the file names in [`super::layout`].
+//! restart is in `recovery.rs`, the playlist text in `render.rs`, and the file names in [`super::layout`]. Every
+//! playlist written is also published in memory ([`super::published`]), which is what the origin serves.
 //!
 //! Plain blocking file I/O on purpose: a push writes a few small files every few seconds, cheaper than a
 //! `spawn_blocking` round trip.
@@ -19,9 +20,10 @@ mod render;
 #[cfg(test)]
 mod test_support;
 
-pub use recovery::Recovery;
+pub use recovery::{left_on_disk, Recovery};
 
 use super::layout::{rung_dir, segment_file_name};
+use super::published::PublishedSender;
 use crate::config::is_slug;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -75,6 +77,13 @@ pub struct Segment {
     pub program_date_time: DateTime<Utc>,
     /// The segment does not continue the previous one (new pipeline, restart): players must reset their decoder.
     pub discontinuity: bool,
+}
+
+impl Segment {
+    /// Wall-clock time just after its last frame.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.program_date_time + TimeDelta::from_std(self.duration).unwrap_or_default()
+    }
 }
 
 /// What the status API shows about a channel's output.
@@ -133,6 +142,8 @@ pub struct Playlist {
     segments_written: u64,
     last_segment_at: Option<DateTime<Utc>>,
     recovery: Recovery,
+    /// Where every playlist written is published for the origin.
+    published: PublishedSender,
 }
 
 impl Playlist {

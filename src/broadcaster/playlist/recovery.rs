@@ -5,9 +5,11 @@
 //! trusted, numbering restarts above every segment number seen on disk, so no URL a player may have fetched is ever
 //! reused.
 
-use super::render::{temp_path, write_atomic};
+use super::render::temp_path;
 use super::{ceil_secs, io_error, validate, Garbage, Playlist, PlaylistError, PlaylistSettings, Segment, MAX_SEGMENT};
 use crate::broadcaster::layout::{parse_segment_file_name, rung_dir, segment_file_name, PLAYLIST_FILE};
+use crate::broadcaster::published::{self, Published, PublishedRung, PublishedSender};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -50,6 +52,11 @@ impl Playlist {
     /// from [`Playlist::next_seq`]. Unusable playlists never fail this call (see [`Recovery`]); only a folder that
     /// cannot be created, listed or written does.
     pub fn recover(settings: PlaylistSettings) -> Result<Playlist, PlaylistError> {
+        Playlist::recover_into(settings, published::channel().0)
+    }
+
+    /// [`Playlist::recover`], publishing every playlist it writes, from the recovered window on, to `published`.
+    pub fn recover_into(settings: PlaylistSettings, published: PublishedSender) -> Result<Playlist, PlaylistError> {
         validate(&settings)?;
         let dir = settings.dir.clone();
         for rung in &settings.rungs {
@@ -106,6 +113,7 @@ impl Playlist {
             segments_written: 0,
             last_segment_at: None,
             recovery: Recovery::Fresh,
+            published,
         };
         match best {
             Some(parsed) => playlist.resume_from(parsed, &on_disk, &problems),
@@ -201,24 +209,21 @@ impl Playlist {
     }
 
     fn write_after_recovery(&self) -> Result<(), PlaylistError> {
-        if self.settings.rungs.len() > 1 {
-            let path = self.settings.dir.join(PLAYLIST_FILE);
-            write_atomic(&path, &self.render_multivariant())?;
+        if !self.window.is_empty() {
+            return self.write_media_playlists();
         }
-        if self.window.is_empty() {
-            // An empty live playlist makes some players give up; a 404 until the first segment makes them retry.
-            // Also removes unusable playlists so they are never served.
-            for path in self.media_playlist_paths() {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(PlaylistError::Io { path, action: "remove stale playlist", source: e }),
-                }
+        // An empty live playlist makes some players give up; a 404 until the first segment makes them retry. The
+        // channel's playlist goes too: it would list variants that do not exist yet. Also removes unusable
+        // playlists so they are never served.
+        self.publish_nothing();
+        for path in self.playlist_paths() {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(PlaylistError::Io { path, action: "remove stale playlist", source: e }),
             }
-            Ok(())
-        } else {
-            self.write_media_playlists()
         }
+        Ok(())
     }
 }
 
@@ -249,6 +254,35 @@ fn scan_segments(dir: &Path) -> Result<BTreeMap<u64, SystemTime>, PlaylistError>
 /// The highest `seg<digits>.ts` mentioned anywhere in a (possibly corrupt) playlist: a player may have seen it.
 fn highest_seq_mentioned(text: &str) -> Option<u64> {
     text.split(|c: char| c.is_whitespace() || c == '/').filter_map(parse_segment_file_name).max()
+}
+
+/// What the previous run left on disk, for the origin to serve at once when the broadcaster starts: players and CDNs
+/// fetching the channel across a restart get its last playlists and segments in the seconds before
+/// [`Playlist::recover`] has rebuilt the window (whose publication replaces this). Served only if every rung's
+/// playlist reads back cleanly and every segment it lists is on disk, so nothing listed is missing; else nothing.
+pub fn left_on_disk(dir: &Path, rungs: &[String]) -> Published {
+    let nothing = Published {
+        channel: None,
+        rungs: rungs.iter().map(|name| PublishedRung { name: name.clone(), playlist: None }).collect(),
+        next_seq: 0,
+    };
+    let mut published = nothing.clone();
+    for rung in &mut published.rungs {
+        let path = rung_dir(dir, &rung.name).join(PLAYLIST_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else { return nothing };
+        let Ok(parsed) = parse_media_playlist(&path, &text) else { return nothing };
+        let on_disk = |seq: u64| rungs.iter().all(|r| rung_dir(dir, r).join(segment_file_name(seq)).is_file());
+        if !parsed.segments.iter().all(|s| on_disk(s.seq)) {
+            return nothing;
+        }
+        published.next_seq = published.next_seq.max(parsed.next_seq());
+        rung.playlist = Some(Bytes::from(text));
+    }
+    match std::fs::read(dir.join(PLAYLIST_FILE)) {
+        Ok(channel) if !rungs.is_empty() => published.channel = Some(Bytes::from(channel)),
+        _ => return nothing,
+    }
+    published
 }
 
 /// A media playlist read back from disk.
@@ -503,5 +537,27 @@ mod tests {
         ] {
             assert!(parse_media_playlist(path, &bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn what_a_crash_left_is_published_before_recovery_only_if_whole() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let names = vec!["720p".to_string(), "360p".to_string()];
+        assert_eq!(left_on_disk(tmp.path(), &names).next_seq, 0, "a new channel: nothing");
+        let mut pl = Playlist::recover(two_rungs(tmp.path(), 3)).expect("recover");
+        for seq in 0..4 {
+            push(&mut pl, seq);
+        }
+        drop(pl);
+        let left = left_on_disk(tmp.path(), &names);
+        assert_eq!(left.next_seq, 4);
+        assert_eq!(left.channel.as_deref(), Some(read(&tmp.path().join(PLAYLIST_FILE)).as_bytes()));
+        let rung = read(&tmp.path().join("360p").join(PLAYLIST_FILE));
+        assert_eq!(left.rung("360p").and_then(|r| r.playlist.as_deref()), Some(rung.as_bytes()));
+
+        // A listed segment gone from one rung: the playlists would send players to a 404.
+        std::fs::remove_file(tmp.path().join("360p/seg00000003.ts")).expect("remove");
+        let left = left_on_disk(tmp.path(), &names);
+        assert_eq!((left.channel, left.next_seq), (None, 0));
     }
 }

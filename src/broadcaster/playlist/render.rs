@@ -1,32 +1,48 @@
-//! Writes the playlist text: each rung's media playlist and the channel's multivariant playlist, atomically.
+//! Writes the playlist text: each rung's media playlist and the channel's multivariant playlist, published in memory
+//! for the origin and written atomically to disk for recovery.
 
 use super::{io_error, Playlist, PlaylistError};
 use crate::broadcaster::layout::{rung_dir, segment_file_name, PLAYLIST_FILE};
+use crate::broadcaster::published::{Published, PublishedRung};
+use bytes::Bytes;
 use chrono::SecondsFormat;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 impl Playlist {
-    pub(super) fn media_playlist_paths(&self) -> Vec<PathBuf> {
+    /// Every playlist file of the channel: each rung's, then the channel's.
+    pub(super) fn playlist_paths(&self) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> =
             self.settings.rungs.iter().map(|r| rung_dir(&self.settings.dir, &r.name).join(PLAYLIST_FILE)).collect();
-        if self.settings.rungs.len() == 1 {
-            paths.push(self.settings.dir.join(PLAYLIST_FILE));
-        }
+        paths.push(self.settings.dir.join(PLAYLIST_FILE));
         paths
     }
 
+    /// Publishes the window: in memory first (what the origin serves), then on disk (what recovery reads), where the
+    /// media playlists are replaced before the channel's playlist that lists them.
     pub(super) fn write_media_playlists(&self) -> Result<(), PlaylistError> {
-        let body = self.render_media("");
+        let body = Bytes::from(self.render_media(""));
+        let channel = match self.settings.rungs.as_slice() {
+            // With one rung the channel's playlist is the media playlist itself: one fetch less for players.
+            [only] => self.render_media(&format!("{}/", only.name)),
+            _ => self.render_multivariant(),
+        };
+        let channel = Bytes::from(channel);
+        self.publish(Some(body.clone()), Some(channel.clone()));
         for rung in &self.settings.rungs {
             write_atomic(&rung_dir(&self.settings.dir, &rung.name).join(PLAYLIST_FILE), &body)?;
         }
-        if let [only] = self.settings.rungs.as_slice() {
-            // With one rung the channel's playlist is the media playlist itself: one fetch less for players.
-            let prefix = format!("{}/", only.name);
-            write_atomic(&self.settings.dir.join(PLAYLIST_FILE), &self.render_media(&prefix))?;
-        }
-        Ok(())
+        write_atomic(&self.settings.dir.join(PLAYLIST_FILE), &channel)
+    }
+
+    /// No playlist to serve (no segment yet), but the ladder and the numbers already used.
+    pub(super) fn publish_nothing(&self) {
+        self.publish(None, None);
+    }
+
+    fn publish(&self, media: Option<Bytes>, channel: Option<Bytes>) {
+        let rungs = self.settings.rungs.iter().map(|r| PublishedRung { name: r.name.clone(), playlist: media.clone() });
+        self.published.send_replace(Published { channel, rungs: rungs.collect(), next_seq: self.next_seq });
     }
 
     /// A media playlist; `prefix` is prepended to segment URIs (the rung folder when served from the channel root).
@@ -78,7 +94,7 @@ pub(super) fn temp_path(path: &Path) -> PathBuf {
 
 /// Readers see the old file or the new one, never a mix, and a `kill -9` mid-write leaves the old one. No fsync:
 /// process crashes are covered by the page cache, and after a power loss recovery copes with a bad playlist anyway.
-pub(super) fn write_atomic(path: &Path, contents: &str) -> Result<(), PlaylistError> {
+pub(super) fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), PlaylistError> {
     let tmp = temp_path(path);
     if let Err(e) = std::fs::write(&tmp, contents) {
         let _ = std::fs::remove_file(&tmp);
@@ -92,6 +108,7 @@ mod tests {
     use super::super::recovery::parse_media_playlist;
     use super::super::test_support::*;
     use super::*;
+    use crate::broadcaster::published;
     use m3u8_rs::Playlist as M3u8;
     use std::process::Command;
     use std::time::Duration;
@@ -176,6 +193,57 @@ mod tests {
         let top = media(&tmp.path().join(PLAYLIST_FILE));
         assert_eq!(uris(&top), ["720p/seg00000000.ts", "720p/seg00000001.ts"]);
         assert_eq!(uris(&media(&tmp.path().join("720p").join(PLAYLIST_FILE))), ["seg00000000.ts", "seg00000001.ts"]);
+    }
+
+    #[test]
+    fn the_channel_playlist_appears_with_its_variants_in_memory_and_on_disk() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let (tx, rx) = published::channel();
+        let mut pl = Playlist::recover_into(two_rungs(tmp.path(), 3), tx).expect("recover");
+        assert!(!tmp.path().join(PLAYLIST_FILE).exists(), "no multivariant playlist before its variants exist");
+        {
+            let p = rx.borrow();
+            assert_eq!(p.channel, None);
+            let rungs: Vec<_> = p.rungs.iter().map(|r| (r.name.as_str(), r.playlist.is_some())).collect();
+            assert_eq!(rungs, [("720p", false), ("360p", false)]);
+            assert_eq!(p.next_seq, 0);
+        }
+        push(&mut pl, 0);
+        push(&mut pl, 1);
+        let p = rx.borrow().clone();
+        assert_eq!(p.channel.as_deref(), Some(read(&tmp.path().join(PLAYLIST_FILE)).as_bytes()));
+        for r in ["720p", "360p"] {
+            let on_disk = read(&tmp.path().join(r).join(PLAYLIST_FILE));
+            assert_eq!(p.rung(r).and_then(|r| r.playlist.as_deref()), Some(on_disk.as_bytes()), "{r}");
+            assert!(on_disk.contains("seg00000001.ts"), "{r}");
+        }
+        assert_eq!(p.next_seq, 2);
+    }
+
+    #[test]
+    fn a_restart_publishes_the_recovered_window_at_once_and_an_empty_one_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut pl = Playlist::recover(two_rungs(tmp.path(), 3)).expect("recover");
+        push(&mut pl, 0);
+        push(&mut pl, 1);
+        drop(pl);
+        let (tx, rx) = published::channel();
+        let _pl = Playlist::recover_into(two_rungs(tmp.path(), 3), tx).expect("recover");
+        let p = rx.borrow().clone();
+        assert!(p.channel.is_some(), "players are served the recovered window before the next segment");
+        assert!(p.rung("360p").and_then(|r| r.playlist.as_ref()).is_some());
+        assert_eq!(p.next_seq, 2);
+
+        // Segments but no usable playlist: numbering restarts above them, and no playlist is left to list them, the
+        // channel's one included.
+        for r in ["720p", "360p"] {
+            std::fs::remove_file(tmp.path().join(r).join(PLAYLIST_FILE)).expect("remove");
+        }
+        let (tx, rx) = published::channel();
+        let _pl = Playlist::recover_into(two_rungs(tmp.path(), 3), tx).expect("recover");
+        assert!(!tmp.path().join(PLAYLIST_FILE).exists(), "the old multivariant playlist would list missing variants");
+        let p = rx.borrow().clone();
+        assert_eq!((p.channel.is_none(), p.next_seq), (true, 2));
     }
 
     /// ffprobe, an independent player stack, opens a playlist over real TS segments.
