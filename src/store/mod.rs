@@ -60,6 +60,31 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Opens an existing database read-only (the simulation reads a station's library this way): nothing is created,
+    /// migrated or written. A file that is not a VVTV database, or lacks a migration of this version, is refused.
+    pub async fn open_read_only(path: &Path) -> Result<Store> {
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(open_err)?;
+        let schema = |reason: String| StoreError::Schema { path: path.to_owned(), reason };
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| schema(format!("not a VVTV database ({e})")))?;
+        if let Some(m) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
+            return Err(schema(format!(
+                "lacks migration {} ({}): start this version's daemon on it once to migrate it",
+                m.version, m.description
+            )));
+        }
+        Ok(Store { pool })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
