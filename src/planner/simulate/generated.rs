@@ -30,7 +30,7 @@ pub const GENERATED_START: NaiveDate = match NaiveDate::from_ymd_opt(2027, 1, 4)
 };
 
 /// Each tag with its share of the library (in 1/20) and its length range in seconds.
-const SPREAD: [(&str, u32, u64, u64); 7] = [
+pub(super) const SPREAD: [(&str, u32, u64, u64); 7] = [
     ("news", 4, 120, 900),
     ("film", 3, 1800, 3600),
     ("nature", 4, 600, 3000),
