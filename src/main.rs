@@ -129,7 +129,8 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     };
     let options = Options { days: args.days, seed: args.seed, library, channel: args.channel, start: args.start };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
-    let report = runtime.block_on(simulate::run(&config, &options))?;
+    // Its message names the option and the reason, with the database's own error in it: printed once.
+    let report = runtime.block_on(simulate::run(&config, &options)).map_err(|e| anyhow::anyhow!("{e}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -337,6 +337,8 @@ pub enum SimulateError {
     UnknownChannel { id: String, known: String },
     #[error("--start {value:?}: {reason}")]
     Start { value: String, reason: String },
+    #[error("--from-db {0}: no such file")]
+    NoDatabase(PathBuf),
     #[error("--from-db: {0}")]
     Store(#[from] StoreError),
     #[error("channel {channel} has nothing to air: {reason}")]
@@ -369,6 +371,9 @@ pub async fn run(config: &Config, options: &Options) -> Result<Report, SimulateE
             (generated_library(*n, seed, start, gop), start, format!("{n} generated assets (seed {seed})"))
         }
         LibrarySource::Database(path) => {
+            if !path.is_file() {
+                return Err(SimulateError::NoDatabase(path.clone()));
+            }
             let store = Store::open_read_only(path).await?;
             let assets = store.airable_assets(&ChannelId(channel.id.clone())).await?;
             // The station's rules as its operator set them, as the daemon would apply them.

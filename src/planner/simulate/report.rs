@@ -517,7 +517,7 @@ impl fmt::Display for Report {
         for s in &self.slots {
             let when = match s.lateness_seconds {
                 None => "MISSED".to_owned(),
-                Some(l) if l == 0.0 => "on the minute".to_owned(),
+                Some(0.0) => "on the minute".to_owned(),
                 Some(l) if l < 0.0 => format!("{:.1} s early", -l),
                 Some(l) => format!("{:.1} s late", l),
             };
