@@ -170,6 +170,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_read_only_open_reads_writes_nothing_and_refuses_an_unmigrated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vvtv.db");
+        let store = Store::open(&path).await.unwrap();
+        store.set_setting("diversity.window_minutes", "90").await.unwrap();
+        store.close().await;
+        let ro = Store::open_read_only(&path).await.unwrap();
+        assert_eq!(ro.settings().await.unwrap().get("diversity.window_minutes").map(String::as_str), Some("90"));
+        let err = ro.set_setting("diversity.window_minutes", "10").await.unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+        ro.close().await;
+        // A database missing this version's last migration is refused, named, not migrated.
+        let store = Store::open(&path).await.unwrap();
+        let last = MIGRATOR.iter().last().unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(last.version)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let err = Store::open_read_only(&path).await.err().unwrap().to_string();
+        assert!(err.contains("vvtv.db") && err.contains(&format!("lacks migration {}", last.version)), "{err}");
+        let missing = dir.path().join("missing.db");
+        assert!(Store::open_read_only(&missing).await.is_err());
+        assert!(!missing.exists(), "a read-only open created {}", missing.display());
+    }
+
+    #[tokio::test]
     async fn open_names_the_file_on_failure() {
         let err = Store::open(Path::new("/proc/definitely/not/here.db")).await.unwrap_err();
         assert!(err.to_string().contains("/proc/definitely/not/here.db"), "{err}");
