@@ -405,7 +405,7 @@ pub async fn run(config: &Config, options: &Options) -> Result<Report, SimulateE
         };
         return Err(SimulateError::EmptyLibrary { channel: channel.id.clone(), reason });
     }
-    let end = start + chrono::Duration::days(i64::from(options.days));
+    let end = days_later(channel, start, options.days);
     sim.run_until(end);
     let mut report = Report::new(&sim, start, end, description);
     report.notes.extend(notes);
@@ -437,6 +437,16 @@ fn start_time(
         .or_else(|| tz.from_local_datetime(&(midnight + chrono::Duration::hours(1))).earliest())
         .map(|t| t.with_timezone(&Utc))
         .ok_or_else(|| bad(&date.to_string(), "has no midnight in the channel's timezone"))
+}
+
+/// `days` later on the channel's wall clock (a week from Monday 00:00 ends at Monday 00:00 across a DST change too).
+fn days_later(channel: &ChannelConfig, start: DateTime<Utc>, days: u32) -> DateTime<Utc> {
+    let tz = channel.tz();
+    let local = start.with_timezone(&tz).naive_local() + chrono::Duration::days(i64::from(days));
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(start + chrono::Duration::days(i64::from(days)))
 }
 
 /// The next Monday in the channel's timezone (today if it is Monday).

@@ -303,3 +303,16 @@ fn bad_options_are_refused_with_the_option_named() {
     let missing = Options { library: LibrarySource::Database("/nonexistent/vvtv.db".into()), ..options(1, 10) };
     assert!(err(missing).starts_with("--from-db"));
 }
+
+#[test]
+fn a_week_across_a_dst_change_runs_from_local_midnight_to_local_midnight() {
+    let config = example_config();
+    let report = block_on(run(&config, &Options { start: Some("2027-03-22".into()), ..options(2, 200) })).unwrap();
+    assert_eq!(report.to - report.from, chrono::Duration::hours(7 * 24 - 1), "Berlin springs forward on 28 March");
+    let tz = config.channels[0].tz();
+    for t in [report.from, report.to] {
+        assert_eq!(t.with_timezone(&tz).format("%a %H:%M").to_string(), "Mon 00:00");
+    }
+    assert!((report.airtime_seconds - (report.to - report.from).num_seconds() as f64).abs() < 0.01);
+    assert!(report.slots.iter().all(|s| s.on_time), "{:#?}", report.slots);
+}
