@@ -24,6 +24,37 @@ enum Command {
     },
     /// Check a config file and say what is wrong with it.
     CheckConfig { file: PathBuf },
+    /// Run the planner alone at an accelerated clock (no media, no daemon) and report how it programs a channel.
+    Simulate(SimulateArgs),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Days to plan.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=366))]
+    days: u32,
+    /// The schedule seed (schedule.seed), also the generated library's; default: the config's.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A generated library of N assets (the default, with 300).
+    #[arg(long, value_name = "N", conflicts_with = "from_db")]
+    library: Option<usize>,
+    /// The ready assets (and stored rules) of a station's database, opened read-only.
+    #[arg(long, value_name = "FILE")]
+    from_db: Option<PathBuf>,
+    /// The station's config (default: the embedded demo station).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The channel to plan (default: the config's first).
+    #[arg(long)]
+    channel: Option<String>,
+    /// When to start: RFC 3339, or a date (local midnight); default: Monday 2027-01-04 for a generated library, the
+    /// coming Monday for a database's.
+    #[arg(long)]
+    start: Option<String>,
+    /// Print the report as JSON, with every row.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Actors get this long to record in-flight work; the process exits within 10 s of the signal.
@@ -39,6 +70,13 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("{}: {e}", file.display());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Simulate(args) => match simulate(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("vvtv simulate: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -79,6 +117,26 @@ fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         Some(path) => Config::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()).context("bad config")),
         None => Ok(Config::default()),
     }
+}
+
+/// `vvtv simulate`: load, simulate, print.
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use vvtv::planner::simulate::{self, LibrarySource, Options};
+    let config = load(args.config.as_deref())?;
+    let library = match args.from_db {
+        Some(path) => LibrarySource::Database(path),
+        None => LibrarySource::Generated(args.library.unwrap_or(300)),
+    };
+    let options = Options { days: args.days, seed: args.seed, library, channel: args.channel, start: args.start };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("runtime")?;
+    // Its message names the option and the reason, with the database's own error in it: printed once.
+    let report = runtime.block_on(simulate::run(&config, &options)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

@@ -142,10 +142,28 @@ pub struct DaypartConfig {
 #[serde(deny_unknown_fields)]
 pub struct OverrideConfig {
     pub name: String,
+    #[serde(deserialize_with = "local_date")]
     pub from: NaiveDate,
+    #[serde(deserialize_with = "local_date")]
     pub to: NaiveDate,
     #[serde(default)]
     pub dayparts: Vec<DaypartConfig>,
+}
+
+/// A date: a TOML date (`from = 2026-12-24`, as `config/vvtv.toml` shows it) or the same in a string.
+fn local_date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Toml(toml::value::Datetime),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Toml(t) => t.to_string(),
+        Raw::Text(s) => s,
+    };
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a date like 2026-12-24")))
 }
 
 /// How a fixed-time slot starts.
@@ -169,4 +187,22 @@ pub struct SlotConfig {
     pub tags: Vec<String>,
     pub start: SlotStart,
     pub max_late_minutes: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Dates {
+        o: OverrideConfig,
+    }
+
+    #[test]
+    fn override_dates_are_toml_dates_or_strings() {
+        let bare: Dates = toml::from_str("[o]\nname = \"x\"\nfrom = 2026-12-24\nto = \"2026-12-26\"\n").unwrap();
+        assert_eq!((bare.o.from.to_string(), bare.o.to.to_string()), ("2026-12-24".into(), "2026-12-26".into()));
+        let e = toml::from_str::<Dates>("[o]\nname = \"x\"\nfrom = 2026-12-24T10:00:00\nto = 2026-12-26\n").err();
+        assert!(e.is_some_and(|e| e.to_string().contains("is not a date like 2026-12-24")));
+    }
 }

@@ -9,6 +9,7 @@ pub mod fill;
 pub mod grid;
 pub mod library;
 pub mod selection;
+pub mod simulate;
 
 pub use error::PlannerError;
 
@@ -175,10 +176,8 @@ impl Planner {
         if library.is_empty() {
             return Ok(0);
         }
-        let lookback = Duration::from_secs(u64::from(rules.window_minutes.max(rules.separation_minutes).max(60)) * 60);
-        let since = end - chrono::Duration::from_std(lookback).unwrap_or_default();
         let history: Vec<Recent> = store
-            .schedule_history(&channel.id, since)
+            .schedule_history(&channel.id, history_since(rules, end))
             .await?
             .into_iter()
             .map(|h| Recent { asset: h.asset, start: h.start, tags: h.tags, source: h.source_name, series: h.series })
@@ -187,14 +186,7 @@ impl Planner {
         let keyframes: HashMap<AssetId, Vec<Duration>> =
             airable.iter().map(|a| (a.asset.id, a.asset.keyframes.clone())).collect();
         let slot_index = store.schedule_count(&channel.id).await?;
-        let start = fill::Start {
-            at: end,
-            until: now + chrono::Duration::from_std(rules.buffer_target()).unwrap_or_default(),
-            slot_index,
-            history: &history,
-            filled_slots: &filled,
-            repeat_until: now + chrono::Duration::from_std(MIN_AHEAD).unwrap_or_default(),
-        };
+        let start = round_start(rules, now, end, slot_index, &history, &filled);
         let rows = {
             let keyframes_of = |id: AssetId| keyframes.get(&id).cloned().unwrap_or_default();
             let view = fill::Channel {
@@ -230,7 +222,7 @@ impl Planner {
             Planned::Asset { asset, pick } => (*asset, serde_json::to_value(pick).ok()),
             Planned::Card { duration, next_title, next_at } => {
                 let at = next_at.with_timezone(&channel.grid.tz()).format("%H:%M");
-                let seconds = duration.as_secs().max(2);
+                let seconds = card_length(*duration).as_secs();
                 let request = ClipRequest {
                     title: format!("Up next at {at}: {next_title}"),
                     pattern: TestPattern::Colors,
@@ -294,6 +286,37 @@ pub fn selection_rules(rules: &BusinessLogic) -> SelectionRules {
         audience_weight: rules.audience_weight,
         freshness_weight: rules.freshness_weight,
         seed: rules.seed,
+    }
+}
+
+/// How long the "up next" card made for a gap of `gap` lasts: whole seconds, at least two.
+pub(crate) fn card_length(gap: Duration) -> Duration {
+    Duration::from_secs(gap.as_secs().max(2))
+}
+
+/// From when a round reads the history before `end`: the longest of the separation rules, at least the tag cap's hour.
+pub(crate) fn history_since(rules: &BusinessLogic, end: DateTime<Utc>) -> DateTime<Utc> {
+    let minutes = rules.window_minutes.max(rules.separation_minutes).max(60);
+    end - chrono::Duration::minutes(i64::from(minutes))
+}
+
+/// Where a round at `now` fills from (`end`, the planned programme's end) and what it must reach: the live planner
+/// and the simulation both start their fills here, so they plan alike.
+pub(crate) fn round_start<'a>(
+    rules: &BusinessLogic,
+    now: DateTime<Utc>,
+    end: DateTime<Utc>,
+    slot_index: u64,
+    history: &'a [Recent],
+    filled_slots: &'a [String],
+) -> fill::Start<'a> {
+    fill::Start {
+        at: end,
+        until: now + chrono::Duration::from_std(rules.buffer_target()).unwrap_or_default(),
+        slot_index,
+        history,
+        filled_slots,
+        repeat_until: now + chrono::Duration::from_std(MIN_AHEAD).unwrap_or_default(),
     }
 }
 

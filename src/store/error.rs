@@ -9,6 +9,9 @@ pub enum StoreError {
     Open { path: PathBuf, source: sqlx::Error },
     #[error("database {path}: migration failed: {source}")]
     Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    /// A database this version cannot read as it is (opened read-only, so it is not migrated).
+    #[error("database {path}: {reason}")]
+    Schema { path: PathBuf, reason: String },
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
     #[error("{0} not found")]

@@ -62,6 +62,31 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Opens an existing database read-only (the simulation reads a station's library this way): nothing is created,
+    /// migrated or written. A file that is not a VVTV database, or lacks a migration of this version, is refused.
+    pub async fn open_read_only(path: &Path) -> Result<Store> {
+        let open_err = |source| StoreError::Open { path: path.to_owned(), source };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(false)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(open_err)?;
+        let schema = |reason: String| StoreError::Schema { path: path.to_owned(), reason };
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+            .fetch_all(&pool)
+            .await
+            .map_err(|e| schema(format!("not a VVTV database ({e})")))?;
+        if let Some(m) = MIGRATOR.iter().find(|m| !applied.contains(&m.version)) {
+            return Err(schema(format!(
+                "lacks migration {} ({}): start this version's daemon on it once to migrate it",
+                m.version, m.description
+            )));
+        }
+        Ok(Store { pool })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -144,6 +169,34 @@ mod tests {
             .await
             .unwrap();
         store.schedule_append(&ch, asset, "test").await.expect("a row pointing at existing rows is accepted");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_open_reads_writes_nothing_and_refuses_an_unmigrated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vvtv.db");
+        let store = Store::open(&path).await.unwrap();
+        store.set_setting("diversity.window_minutes", "90").await.unwrap();
+        store.close().await;
+        let ro = Store::open_read_only(&path).await.unwrap();
+        assert_eq!(ro.settings().await.unwrap().get("diversity.window_minutes").map(String::as_str), Some("90"));
+        let err = ro.set_setting("diversity.window_minutes", "10").await.unwrap_err();
+        assert!(err.to_string().contains("readonly"), "{err}");
+        ro.close().await;
+        // A database missing this version's last migration is refused, named, not migrated.
+        let store = Store::open(&path).await.unwrap();
+        let last = MIGRATOR.iter().last().unwrap();
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+            .bind(last.version)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let err = Store::open_read_only(&path).await.err().unwrap().to_string();
+        assert!(err.contains("vvtv.db") && err.contains(&format!("lacks migration {}", last.version)), "{err}");
+        let missing = dir.path().join("missing.db");
+        assert!(Store::open_read_only(&missing).await.is_err());
+        assert!(!missing.exists(), "a read-only open created {}", missing.display());
     }
 
     #[tokio::test]
