@@ -66,6 +66,8 @@ enum Msg {
 pub struct CuratorHandle {
     tx: mpsc::Sender<Msg>,
     status: watch::Receiver<CuratorStatus>,
+    /// The scorer's client and breaker, shared: the planner's reranks do not wait behind a discovery run.
+    scorer: Scorer,
 }
 
 impl CuratorHandle {
@@ -96,14 +98,19 @@ impl CuratorHandle {
             rules: ctx.rules.clone(),
             ended: factory.subscribe(),
             factory,
-            scorer,
+            scorer: scorer.clone(),
             politeness,
             status: status_tx,
             idle,
             metrics: ctx.metrics.clone(),
         };
         actor::spawn("curator", ctx, |shutdown| curator.run(rx, shutdown));
-        CuratorHandle { tx, status }
+        CuratorHandle { tx, status, scorer }
+    }
+
+    /// Asks the curator's LLM (through its breaker) to choose from a planner's shortlist.
+    pub async fn rerank(&self, query: &score::RerankQuery) -> Result<score::Reranked, String> {
+        self.scorer.rerank(query).await
     }
 
     /// The curator's state as last published (its breaker refreshed every few seconds).

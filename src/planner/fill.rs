@@ -6,7 +6,7 @@
 //! it its own, at an accelerated clock.
 
 use super::grid::Grid;
-use super::selection::{self, Candidate, Pick, Recent, SelectionRules, Situation};
+use super::selection::{self, Candidate, Draw, Pick, Recent, Rerank, SelectionRules, Situation};
 use crate::config::{SlotConfig, SlotStart};
 use crate::store::AssetId;
 use chrono::{DateTime, Utc};
@@ -50,7 +50,12 @@ pub struct Channel<'a> {
     pub library: &'a [Candidate],
     /// Keyframes of each asset (cut points), by asset.
     pub keyframes: &'a (dyn Fn(AssetId) -> Vec<Duration> + Sync),
+    /// The LLM rerank of a weighted pick's shortlist, when `llm.rerank` is on (None: the sampled order).
+    pub rerank: Option<&'a Reranker<'a>>,
 }
+
+/// Asked with the slot and its weighted pick; answers what the rerank did (None: leave the pick alone).
+pub type Reranker<'a> = dyn Fn(&Situation, &Pick) -> Option<Rerank> + Sync + 'a;
 
 /// Where the fill starts and what it must reach.
 pub struct Start<'a> {
@@ -139,7 +144,17 @@ fn next_row(
         daypart_weight: weight,
         recent: history,
     };
-    let draw = |pool: &[Candidate]| selection::pick(pool, rules, &situation);
+    let draw = |pool: &[Candidate]| {
+        let pick = selection::pick(pool, rules, &situation)?;
+        let answer = match channel.rerank {
+            Some(rerank) if pick.draw == Draw::Weighted && pick.shortlist.len() > 1 => rerank(&situation, &pick),
+            _ => None,
+        };
+        Some(match answer {
+            Some(r) => selection::reranked(pick, r),
+            None => pick,
+        })
+    };
     let row = |pick: Pick, length: Duration, end: Option<Duration>, slot: Option<String>, filler: bool, note: &str| {
         let reason = if note.is_empty() { pick.reason.clone() } else { format!("{note}; {}", pick.reason) };
         Row {
@@ -316,7 +331,7 @@ mod tests {
 
     fn run(cfg: &ChannelConfig, library: &[Candidate], from: &str, hours: i64) -> Vec<Row> {
         let grid = Grid::new(cfg);
-        let channel = Channel { id: "main", grid: &grid, library, keyframes: &keyframes_every_2s };
+        let channel = Channel { id: "main", grid: &grid, library, keyframes: &keyframes_every_2s, rerank: None };
         let at = utc(from);
         let start = Start {
             at,
@@ -339,6 +354,71 @@ mod tests {
             assert_eq!(w[1].start, w[0].start + chrono::Duration::from_std(w[0].length).unwrap(), "no gap, no overlap");
         }
         assert!(rows.iter().all(|r| !r.reason.is_empty()));
+    }
+
+    #[test]
+    fn the_rerank_puts_the_shortlist_entry_it_names_on_air_and_a_failed_one_keeps_the_sampled_pick() {
+        let library: Vec<Candidate> = (1..=6).map(|i| candidate(i, 10, &[])).collect();
+        let grid = Grid::new(&channel_with(None));
+        let at = utc("2026-05-04T10:00:00Z");
+        let start = Start {
+            at,
+            until: at + chrono::Duration::minutes(30),
+            slot_index: 0,
+            history: &[],
+            filled_slots: &[],
+            repeat_until: at,
+        };
+        let fill_with = |rerank: Option<&Reranker>| {
+            let channel =
+                Channel { id: "main", grid: &grid, library: &library, keyframes: &keyframes_every_2s, rerank };
+            fill(&channel, &rules(), &start)
+        };
+        let asset = |r: &Row| match &r.planned {
+            Planned::Asset { asset, pick } => (*asset, pick.clone()),
+            Planned::Card { .. } => panic!("a card"),
+        };
+        let sampled = fill_with(None);
+        // The model always names the last of the shortlist.
+        let last = |_: &Situation, p: &Pick| {
+            Some(Rerank {
+                by: Some("llm:test".into()),
+                chose: p.shortlist.len() - 1,
+                reason: "fits".into(),
+                fallback_because: None,
+            })
+        };
+        let reranked = fill_with(Some(&last));
+        assert_eq!(sampled.len(), reranked.len());
+        for (s, r) in sampled.iter().zip(&reranked).take(1) {
+            let ((s_asset, s_pick), (r_asset, r_pick)) = (asset(s), asset(r));
+            assert_eq!(s_pick.rerank, None);
+            assert_eq!(r_asset, r_pick.shortlist.last().unwrap().asset, "{r_pick:?}");
+            assert_ne!(r_asset, s_asset, "the shortlist's last is not the sampled pick");
+            assert!(r.reason.contains("llm:test reranked the shortlist"), "{}", r.reason);
+        }
+        // What aired before feeds the next pick: the reranked history, so every row differs from the sampled one's
+        // or at least the first does; nothing repeats inside the window either way.
+        let picks: Vec<AssetId> = reranked.iter().map(|r| asset(r).0).collect();
+        let mut unique = picks.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), picks.len(), "{picks:?}");
+        // A model that failed, or named something out of range: the sampled pick stands, with the reason.
+        let failed = |_: &Situation, _: &Pick| {
+            Some(Rerank { by: None, chose: 0, reason: String::new(), fallback_because: Some("LLM down".into()) })
+        };
+        let out_of_range = |_: &Situation, _: &Pick| {
+            Some(Rerank { by: Some("llm:test".into()), chose: 99, reason: "?".into(), fallback_because: None })
+        };
+        for rerank in [&failed as &Reranker, &out_of_range] {
+            let rows = fill_with(Some(rerank));
+            let kept: Vec<AssetId> = rows.iter().map(|r| asset(r).0).collect();
+            let before: Vec<AssetId> = sampled.iter().map(|r| asset(r).0).collect();
+            assert_eq!(kept, before);
+            assert!(asset(&rows[0]).1.rerank.is_some());
+        }
+        assert!(fill_with(Some(&failed))[0].reason.contains("sampled order kept: LLM down"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod error;
 pub mod fill;
 pub mod grid;
 pub mod library;
+mod rerank;
 pub mod selection;
 pub mod simulate;
 
@@ -187,15 +188,20 @@ impl Planner {
             airable.iter().map(|a| (a.asset.id, a.asset.keyframes.clone())).collect();
         let slot_index = store.schedule_count(&channel.id).await?;
         let start = round_start(rules, now, end, slot_index, &history, &filled);
-        let rows = {
-            let keyframes_of = |id: AssetId| keyframes.get(&id).cloned().unwrap_or_default();
-            let view = fill::Channel {
-                id: channel.id.as_str(),
-                grid: &channel.grid,
-                library: &library,
-                keyframes: &keyframes_of,
-            };
-            fill::fill(&view, &selection_rules(rules), &start)
+        let keyframes_of = |id: AssetId| keyframes.get(&id).cloned().unwrap_or_default();
+        let view = fill::Channel {
+            id: channel.id.as_str(),
+            grid: &channel.grid,
+            library: &library,
+            keyframes: &keyframes_of,
+            rerank: None,
+        };
+        let selection = selection_rules(rules);
+        let rows = if rules.llm_rerank {
+            let (name, style) = (&channel.config.name, &channel.config.style);
+            rerank::fill_reranked(&self.curator, &view, name, style, &selection, &start).await
+        } else {
+            fill::fill(&view, &selection, &start)
         };
         let mut appended = 0;
         for mut row in rows {

@@ -164,6 +164,44 @@ pub struct Pick {
     pub relaxed: Vec<String>,
     /// One line for humans.
     pub reason: String,
+    /// What the LLM rerank did with the shortlist (None when `llm.rerank` is off or the draw was exploration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<Rerank>,
+}
+
+/// The LLM rerank of a pick's shortlist: which of it the model put first, or why the sampled order stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rerank {
+    /// `llm:<model>` when the model answered.
+    pub by: Option<String>,
+    /// The shortlist position the pick came from (0: the sampled pick stands).
+    pub chose: usize,
+    /// The model's one-line reason.
+    pub reason: String,
+    /// Why the sampled order stands (the LLM is down, its breaker is open, it answered nonsense, …).
+    pub fallback_because: Option<String>,
+}
+
+/// The pick after the rerank: the shortlist entry the model chose (when it is one that may air), else the sampled
+/// pick with the reason it stands.
+pub fn reranked(mut pick: Pick, rerank: Rerank) -> Pick {
+    let chosen = pick.shortlist.get(rerank.chose).filter(|x| x.key.is_some() && rerank.chose > 0).cloned();
+    if let (Some(x), Some(by)) = (chosen, &rerank.by) {
+        let sampled = std::mem::replace(&mut pick.title, x.title.clone());
+        pick.asset = x.asset;
+        pick.breakdown = x.breakdown;
+        pick.reason = format!(
+            "{by} reranked the shortlist: #{} of {} instead of {sampled:?} ({}); {}",
+            rerank.chose + 1,
+            pick.shortlist.len(),
+            rerank.reason,
+            pick.reason
+        );
+    } else if let Some(why) = &rerank.fallback_because {
+        pick.reason = format!("{}; sampled order kept: {why}", pick.reason);
+    }
+    pick.rerank = Some(rerank);
+    pick
 }
 
 /// The RNG of one slot: the same seed, channel and slot always draw the same numbers.
@@ -316,6 +354,7 @@ pub fn pick(candidates: &[Candidate], rules: &SelectionRules, s: &Situation) -> 
         masked,
         relaxed,
         reason,
+        rerank: None,
     })
 }
 

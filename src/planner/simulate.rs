@@ -257,8 +257,13 @@ impl Simulation {
         let (assets, position) = (&self.assets, &self.position);
         let keyframes_of =
             |id: AssetId| position.get(&id).map(|&i| assets[i].asset.keyframes.clone()).unwrap_or_default();
-        let view =
-            fill::Channel { id: &self.channel.id, grid: &self.grid, library: &candidates, keyframes: &keyframes_of };
+        let view = fill::Channel {
+            id: &self.channel.id,
+            grid: &self.grid,
+            library: &candidates,
+            keyframes: &keyframes_of,
+            rerank: None,
+        };
         let filled_rows = fill::fill(&view, &selection_rules(&self.rules), &start);
         for row in filled_rows {
             let index = self.rows.len() as u64;

@@ -75,7 +75,7 @@ impl Llm {
     }
 
     /// Sends one chat request and returns the assistant's text.
-    async fn complete(&self, system: &str, user: &str) -> Result<String, LlmError> {
+    pub(super) async fn complete(&self, system: &str, user: &str) -> Result<String, LlmError> {
         let messages = json!([
             {"role": "system", "content": system},
             {"role": "user", "content": user},

@@ -10,17 +10,20 @@
 //! - `breaker.rs`: the circuit breaker in front of the LLM;
 //! - `llm.rs`: the LLM client, for both chat protocols;
 //! - `prompt.rs`: the prompt the model gets and the reading of its answer;
-//! - `deterministic.rs`: the deterministic scorer and its [`weights`].
+//! - `deterministic.rs`: the deterministic scorer and its [`weights`];
+//! - `rerank.rs`: the planner's shortlist put to the same model, behind the same breaker.
 
 mod breaker;
 mod deterministic;
 mod llm;
 mod prompt;
+mod rerank;
 #[cfg(test)]
 mod test_support;
 
 pub use breaker::{DEFAULT_COOL_DOWN, FAILURES_TO_OPEN};
 pub use deterministic::{deterministic, weights};
+pub use rerank::{RerankQuery, Reranked, Shortlisted};
 
 use std::fmt;
 use std::str::FromStr;
