@@ -135,6 +135,7 @@ fn seed_library(dir: &Path, source: &Option<PathBuf>) -> PathBuf {
                     tone_hz: Some(440.0),
                     duration: Duration::from_secs(12),
                     pcm: None,
+                    poster: None,
                 },
             },
             dir.join("clip-0"),

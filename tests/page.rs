@@ -53,6 +53,7 @@ fn seed_library(config_path: &Path) {
                 tone_hz: Some(*tone),
                 duration: Duration::from_secs_f64(*secs),
                 pcm: None,
+                poster: None,
             };
             let dir = config.storage.assets_dir().join(format!("clip-{i}"));
             vvtv::factory::produce::make_asset(&store, &hf, source, dir, title, AssetKind::Programme, Value::Null)

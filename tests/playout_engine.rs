@@ -70,6 +70,7 @@ fn make_items(hf: &HouseFormat, dir: &Path) -> Vec<Item> {
                 tone_hz: Some(*tone),
                 duration: Duration::from_secs_f64(*secs),
                 pcm: None,
+                poster: None,
             };
             let enc = transcode::encode(hf, &src, &out, &|_| {}).expect("encode test clip");
             let files: Vec<PathBuf> = enc.renditions.iter().map(|r| r.path.clone()).collect();

@@ -318,6 +318,7 @@ fn slate_request(channel: &ChannelConfig, duration: Duration, suffix: &str) -> C
         pattern: TestPattern::HdBars,
         duration,
         dir_name: format!("slate-{}{suffix}", channel.id),
+        poster: None,
     }
 }
 
@@ -346,6 +347,7 @@ pub async fn emergency_items(
             pattern: TestPattern::Colors,
             duration: EMERGENCY_SLATE,
             dir_name: format!("emergency-{digest:016x}"),
+            poster: None,
         };
         let asset = factory.clip(request).await?;
         let next = Next {

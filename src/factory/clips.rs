@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::media::house_format::HouseFormat;
 use crate::media::transcode::{Source, TestPattern};
 use crate::store::{Asset, AssetKind, AssetStatus, Store};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A test card to make: a pattern with a burnt-in title, silent, `duration` long.
@@ -17,6 +18,28 @@ pub struct ClipRequest {
     pub duration: Duration,
     /// Folder name under `data_dir/cache`.
     pub dir_name: String,
+    /// A JPEG or PNG shown beside the title ("up next" cards: the next item's poster). One that is missing or not
+    /// an image leaves the card without it (and says so in the log): a card never fails for its poster.
+    pub poster: Option<PathBuf>,
+}
+
+/// The poster if it is a readable JPEG or PNG, else None (logged).
+fn usable_poster(path: &Path) -> Option<PathBuf> {
+    let mut magic = [0u8; 8];
+    let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic));
+    match read {
+        Ok(()) if magic.starts_with(&[0xFF, 0xD8, 0xFF]) || magic.starts_with(b"\x89PNG\r\n\x1a\n") => {
+            Some(path.to_owned())
+        }
+        Ok(()) => {
+            tracing::warn!("card poster {} is neither JPEG nor PNG; the card has none", path.display());
+            None
+        }
+        Err(e) => {
+            tracing::warn!("card poster {}: {e}; the card has none", path.display());
+            None
+        }
+    }
 }
 
 /// Fingerprint of the house format: a cached clip made under another format must be made again.
@@ -41,7 +64,12 @@ pub async fn clip(
     hf: &HouseFormat,
     request: ClipRequest,
 ) -> Result<Asset, FactoryError> {
-    let key = format_key(hf);
+    let poster = request.poster.as_deref().and_then(usable_poster);
+    // A card with its poster and one without are different clips.
+    let key = match &poster {
+        Some(p) => format!("{} poster={}", format_key(hf), p.display()),
+        None => format_key(hf),
+    };
     for a in store.assets(Some(AssetKind::Slate), Some(AssetStatus::Ready), 1000).await? {
         let same_length = a.duration.abs_diff(request.duration) < Duration::from_millis(500);
         if a.title == request.title
@@ -58,6 +86,7 @@ pub async fn clip(
         tone_hz: None,
         duration: request.duration,
         pcm: None,
+        poster,
     };
     let dir = config.storage.cache_dir().join(&request.dir_name);
     make_asset(store, hf, source, dir, &request.title, AssetKind::Slate, serde_json::json!({ "format": key })).await

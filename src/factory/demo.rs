@@ -36,6 +36,7 @@ pub async fn ensure_demo_clips(store: &Store, config: &Config) -> Result<usize, 
             tone_hz: Some(*tone),
             duration: Duration::from_secs(CLIP_SECONDS),
             pcm: None,
+            poster: None,
         };
         let dir = config.storage.assets_dir().join(format!("demo-{}", i + 1));
         let asset =

@@ -87,7 +87,7 @@ pub async fn make_asset(
 
 /// A test card gets its tone (or the bed) as PCM normalized to the house target; other sources pass unchanged.
 fn with_house_loudness(hf: &HouseFormat, source: Source, dir: &Path) -> Result<(Source, Option<Loudness>), String> {
-    let Source::TestCard { title, pattern, tone_hz, duration, pcm: None } = source else {
+    let Source::TestCard { title, pattern, tone_hz, duration, pcm: None, poster } = source else {
         return Ok((source, None));
     };
     let raw = dir.join("card.pcm");
@@ -95,7 +95,7 @@ fn with_house_loudness(hf: &HouseFormat, source: Source, dir: &Path) -> Result<(
     write_tone(&raw, tone_hz.unwrap_or(BED_HZ), duration).map_err(|e| format!("{}: {e}", raw.display()))?;
     let normalized = loudness::normalize_pcm(&raw, &norm, hf.target_lufs, hf.true_peak_dbtp - CODEC_HEADROOM_DB, 30.0)
         .map_err(|e| e.to_string())?;
-    let source = Source::TestCard { title, pattern, tone_hz, duration, pcm: Some(norm) };
+    let source = Source::TestCard { title, pattern, tone_hz, duration, pcm: Some(norm), poster };
     Ok((source, normalized.before))
 }
 
@@ -117,6 +117,7 @@ fn write_tone(path: &Path, hz: f64, duration: Duration) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::factory::clips::{self, ClipRequest};
     use crate::media::test_support::small;
     use crate::media::transcode::TestPattern;
 
@@ -141,6 +142,81 @@ mod tests {
         (value("I:"), value("Peak:"))
     }
 
+    /// Frame `n` of a rendition as RGB24, decoded by ffmpeg (an independent decoder), with its width and height.
+    fn ffmpeg_frame(path: &Path, n: u32) -> (Vec<u8>, usize, usize) {
+        let probe = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height", "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .expect("ffprobe runs");
+        let size = String::from_utf8_lossy(&probe.stdout).trim().to_owned();
+        let (w, h) = size.split_once(',').map(|(w, h)| (w.parse().unwrap(), h.parse().unwrap())).expect(&size);
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-vf", &format!("select=eq(n\\,{n})"), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+            .output()
+            .expect("ffmpeg runs");
+        assert_eq!(out.stdout.len(), w * h * 3, "{}", String::from_utf8_lossy(&out.stderr));
+        (out.stdout, w, h)
+    }
+
+    #[tokio::test]
+    async fn an_up_next_card_shows_the_poster_beside_its_title_and_a_missing_one_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
+        let hf = small();
+        // A pure red poster on a black card: where the poster should be is red, the margin beside it black.
+        let poster = dir.path().join("poster.jpg");
+        let made = std::process::Command::new("gst-launch-1.0")
+            .args(["-q", "videotestsrc", "pattern=red", "num-buffers=1", "!", "video/x-raw,width=320,height=180"])
+            .args(["!", "jpegenc", "!", "filesink"])
+            .arg(format!("location={}", poster.display()))
+            .status()
+            .expect("gst-launch-1.0 runs");
+        assert!(made.success());
+        let source = Source::TestCard {
+            title: "Up next at 20:15: Forest at night".into(),
+            pattern: TestPattern::Black,
+            tone_hz: None,
+            duration: Duration::from_secs(3),
+            pcm: None,
+            poster: Some(poster),
+        };
+        let asset =
+            make_asset(&store, &hf, source, dir.path().join("card"), "card", AssetKind::Slate, serde_json::json!({}))
+                .await
+                .unwrap();
+        for r in store.renditions(asset.id).await.unwrap() {
+            let (rgb, w, h) = ffmpeg_frame(&r.path, 10);
+            let at = |x: usize, y: usize| {
+                let i = (y * w + x) * 3;
+                (rgb[i], rgb[i + 1], rgb[i + 2])
+            };
+            let (px, py, pw, ph) = crate::media::transcode::poster_box(w as u32, h as u32);
+            let centre = at((px + pw / 2) as usize, (py + ph / 2) as usize);
+            assert!(centre.0 > 150 && centre.1 < 80 && centre.2 < 80, "{}: poster centre is {centre:?}", r.rung);
+            let margin = at((px / 3) as usize, (py + ph / 2) as usize);
+            assert!(margin.0 < 40 && margin.1 < 40 && margin.2 < 40, "{}: margin is {margin:?}", r.rung);
+            let (i, _) = ffmpeg_loudness(&r.path);
+            assert!((i - hf.target_lufs).abs() <= 1.0, "{}: {i} LUFS", r.rung);
+        }
+        // The factory's clip: a poster that is not an image is left out (the card is still made).
+        let storage = crate::config::StorageConfig { data_dir: dir.path().join("data") };
+        let config = crate::config::Config { storage, ..Default::default() };
+        let not_an_image = dir.path().join("poster.txt");
+        std::fs::write(&not_an_image, b"<html>").unwrap();
+        let request = |poster: Option<PathBuf>| ClipRequest {
+            title: "Up next at 21:00: News".into(),
+            pattern: TestPattern::Black,
+            duration: Duration::from_secs(2),
+            dir_name: "card-test".into(),
+            poster,
+        };
+        let without = clips::clip(&store, &config, &hf, request(Some(not_an_image))).await.unwrap();
+        assert_eq!(without.source_facts["format"], clips::format_key(&hf).as_str());
+    }
+
     #[tokio::test]
     async fn every_card_the_station_makes_meets_the_house_loudness() {
         let dir = tempfile::tempdir().unwrap();
@@ -158,6 +234,7 @@ mod tests {
                 tone_hz: tone,
                 duration: Duration::from_secs(6),
                 pcm: None,
+                poster: None,
             };
             let asset = make_asset(&store, &hf, source, dir.path().join(name), name, kind, serde_json::json!({}))
                 .await

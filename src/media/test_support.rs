@@ -22,7 +22,14 @@ pub(crate) fn small() -> HouseFormat {
 }
 
 pub(crate) fn card(title: &str, pattern: TestPattern, tone_hz: Option<f64>, secs: f64) -> Source {
-    Source::TestCard { title: title.into(), pattern, tone_hz, duration: Duration::from_secs_f64(secs), pcm: None }
+    Source::TestCard {
+        title: title.into(),
+        pattern,
+        tone_hz,
+        duration: Duration::from_secs_f64(secs),
+        pcm: None,
+        poster: None,
+    }
 }
 
 pub(crate) fn ffprobe(path: &Path, args: &[&str]) -> Value {

@@ -24,8 +24,9 @@ const MAX_ROWS_PER_ROUND: usize = 500;
 pub enum Planned {
     /// An asset of the library.
     Asset { asset: AssetId, pick: Box<Pick> },
-    /// An "up next" card to be made: it announces `next` at `next_at` and lasts `duration`.
-    Card { duration: Duration, next_title: String, next_at: DateTime<Utc> },
+    /// An "up next" card to be made: it announces `next_title` (with `next_asset`'s poster) at `next_at` and lasts
+    /// `duration`.
+    Card { duration: Duration, next_title: String, next_asset: Option<AssetId>, next_at: DateTime<Utc> },
 }
 
 /// One row to append.
@@ -109,7 +110,19 @@ pub fn fill(channel: &Channel, rules: &SelectionRules, start: &Start) -> Vec<Row
         index += 1;
         rows.push(row);
     }
+    announce_what_follows(&mut rows);
     rows
+}
+
+/// Each "up next" card names the row after it, when the same round planned that row.
+fn announce_what_follows(rows: &mut [Row]) {
+    for i in 1..rows.len() {
+        let Planned::Asset { asset, pick } = &rows[i].planned else { continue };
+        let (asset, title, at) = (*asset, pick.title.clone(), rows[i].start);
+        if let Planned::Card { next_title, next_asset, next_at, .. } = &mut rows[i - 1].planned {
+            (*next_title, *next_asset, *next_at) = (title, Some(asset), at);
+        }
+    }
 }
 
 /// The slot the next row must respect: the first one not filled yet that can still start (a soft slot up to its
@@ -247,15 +260,16 @@ fn next_row(
                     &format!("{before}: padding the {} s left", gap.as_secs()),
                 ));
             }
-            let next_title = channel
-                .library
-                .iter()
-                .filter(|c| has_tag(c, &slot.tags))
-                .map(|c| c.title.clone())
-                .next()
-                .unwrap_or_else(|| slot.name.clone());
+            // A first guess; [`fill`] puts the slot's actual pick on the card once it is drawn.
+            let next = channel.library.iter().find(|c| has_tag(c, &slot.tags));
+            let next_title = next.map_or_else(|| slot.name.clone(), |c| c.title.clone());
             Some(Row {
-                planned: Planned::Card { duration: gap, next_title, next_at: slot_at },
+                planned: Planned::Card {
+                    duration: gap,
+                    next_title,
+                    next_asset: next.map(|c| c.asset),
+                    next_at: slot_at,
+                },
                 start: t,
                 length: gap,
                 end: None,
@@ -471,8 +485,16 @@ mod tests {
     fn a_soft_slot_is_padded_with_filler_or_an_up_next_card() {
         let mut library = vec![candidate(1, 25, &[]), candidate(2, 25, &[]), candidate(3, 25, &["news"])];
         let rows = run(&channel_with(Some((11, 0, SlotStart::Soft))), &library, "2026-05-04T10:00:00Z", 2);
-        let card = rows.iter().find(|r| matches!(r.planned, Planned::Card { .. })).expect("a card pads the gap");
+        let at = rows.iter().position(|r| matches!(r.planned, Planned::Card { .. })).expect("a card pads the gap");
+        let card = &rows[at];
         assert!(card.filler);
+        // It announces what follows it: the slot's pick, its poster, its start.
+        let (Planned::Card { next_title, next_asset, next_at, .. }, Planned::Asset { asset, pick }) =
+            (&card.planned, &rows[at + 1].planned)
+        else {
+            panic!("the slot's programme follows the card: {rows:?}");
+        };
+        assert_eq!((next_title, *next_asset, *next_at), (&pick.title, Some(*asset), rows[at + 1].start));
         assert_eq!(card.length, Duration::from_secs(10 * 60));
         let slot_row = rows.iter().find(|r| r.slot.is_some()).unwrap();
         assert_eq!(slot_row.start, utc("2026-05-04T11:00:00Z"));

@@ -226,14 +226,20 @@ impl Planner {
     async fn append(&self, channel: &ChannelPlan, row: Row) -> Result<bool, PlannerError> {
         let (asset, pick) = match &row.planned {
             Planned::Asset { asset, pick } => (*asset, serde_json::to_value(pick).ok()),
-            Planned::Card { duration, next_title, next_at } => {
+            Planned::Card { duration, next_title, next_asset, next_at } => {
                 let at = next_at.with_timezone(&channel.grid.tz()).format("%H:%M");
                 let seconds = card_length(*duration).as_secs();
+                let poster = match next_asset {
+                    Some(id) => self.store.asset(*id).await.ok().map(|a| crate::media::poster::poster_paths(&a.dir).0),
+                    None => None,
+                };
+                let asset_part = next_asset.map_or_else(String::new, |id| format!("-{id}"));
                 let request = ClipRequest {
                     title: format!("Up next at {at}: {next_title}"),
                     pattern: TestPattern::Colors,
                     duration: Duration::from_secs(seconds),
-                    dir_name: format!("card-{}-{}-{seconds}", channel.id, next_at.timestamp()),
+                    dir_name: format!("card-{}-{}-{seconds}{asset_part}", channel.id, next_at.timestamp()),
+                    poster,
                 };
                 match self.factory.clip(request).await {
                     Ok(card) => (card.id, None),

@@ -289,7 +289,7 @@ impl Simulation {
                         planned_at: now,
                     }
                 }
-                Planned::Card { duration, next_title, next_at } => SimRow {
+                Planned::Card { duration, next_title, next_at, .. } => SimRow {
                     index,
                     start: row.start,
                     length: card_length(*duration),

@@ -41,12 +41,12 @@ pub(super) fn describe(hf: &HouseFormat, source: &Source, vmaf_tap: Option<usize
                 "audioconvert name=ain ! ".to_owned()
             },
         ),
-        Source::TestCard { pattern, tone_hz, duration, pcm, .. } => {
+        Source::TestCard { pattern, tone_hz, duration, pcm, poster, .. } => {
             let canvas = hf.top_rung().ok_or_else(|| MediaError::Settings {
                 what: source.describe(),
                 reason: "the house format has no rungs".into(),
             })?;
-            let (video, tone) = test_card::heads(hf, *pattern, *tone_hz, *duration, canvas);
+            let (video, tone) = test_card::heads(hf, *pattern, *tone_hz, *duration, canvas, poster.is_some());
             let audio = match pcm {
                 Some(_) => format!(
                     "filesrc name=pcm ! rawaudioparse use-sink-caps=false format=pcm pcm-format=f32le \

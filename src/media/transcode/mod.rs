@@ -13,10 +13,10 @@ mod av_sync;
 mod graph;
 mod test_card;
 
-pub use test_card::TestPattern;
+pub use test_card::{poster_box, TestPattern};
 
 use crate::media::error::MediaError;
-use crate::media::house_format::HouseFormat;
+use crate::media::house_format::{HouseFormat, Rung};
 use crate::media::pipeline::{launch, require_elements, run_until_eos, Inputs, PipelineError};
 use crate::media::vmaf::{self, VmafScore};
 use av_sync::AvSync;
@@ -60,7 +60,15 @@ pub enum Source {
     /// A generated card: the pattern, the title burnt in, a running clock, and a sine tone at about −20 dBFS
     /// (`None` = silence) — or, with `pcm`, that prepared audio instead (raw F32LE stereo at 48 kHz, as for
     /// `FileWithPcm`: the factory brings every card it makes to the house loudness that way).
-    TestCard { title: String, pattern: TestPattern, tone_hz: Option<f64>, duration: Duration, pcm: Option<PathBuf> },
+    /// `poster`: a JPEG or PNG shown beside the title (an "up next" card).
+    TestCard {
+        title: String,
+        pattern: TestPattern,
+        tone_hz: Option<f64>,
+        duration: Duration,
+        pcm: Option<PathBuf>,
+        poster: Option<PathBuf>,
+    },
 }
 
 impl Source {
@@ -157,8 +165,10 @@ fn encode_with(
             std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
             std::fs::metadata(pcm).map_err(|e| MediaError::io(&what, pcm, e))?;
         }
-        Source::TestCard { pcm: Some(pcm), .. } => {
-            std::fs::metadata(pcm).map_err(|e| MediaError::io(&what, pcm, e))?;
+        Source::TestCard { pcm, poster, .. } if pcm.is_some() || poster.is_some() => {
+            for path in pcm.iter().chain(poster) {
+                std::fs::metadata(path).map_err(|e| MediaError::io(&what, path, e))?;
+            }
         }
         Source::TestCard { .. } => {}
     }
@@ -246,12 +256,19 @@ fn run_encode(
             graph::link_decoder(&pipeline, &by_name("dec")?, &pad("vin", "sink")?, None);
             Inputs::new([by_name("src")?, by_name("dec")?])
         }
-        Source::TestCard { title, duration, pcm, .. } => {
+        Source::TestCard { title, duration, pcm, poster, .. } => {
             if let Some(pcm) = pcm {
                 by_name("pcm")?.set_property("location", pcm.as_path());
             }
-            let canvas_height = hf.top_rung().map(|r| r.height).unwrap_or(1080);
-            test_card::dress(&by_name("title")?, &by_name("clock")?, title, canvas_height);
+            // `describe` refused a house format without rungs already.
+            let full_hd = || Rung { name: "1080p".into(), width: 1920, height: 1080, video_kbps: 0 };
+            let canvas = hf.top_rung().cloned().unwrap_or_else(full_hd);
+            let overlay = match poster {
+                Some(path) => Some((by_name("poster")?, path.as_path())),
+                None => None,
+            };
+            let overlay = overlay.as_ref().map(|(e, p)| (e, *p));
+            test_card::dress(&by_name("title")?, &by_name("clock")?, overlay, title, &canvas);
             expected_ns = Some(hf.frame_pts_ns(hf.frames_in(*duration)) as u64);
             Inputs::none()
         }

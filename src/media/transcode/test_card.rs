@@ -55,13 +55,15 @@ impl TestPattern {
 }
 
 /// The video and audio heads of a test card's pipeline, up to where a decoded file's would join: the picture drawn at
-/// the `canvas` size (the top rung's; scaled down for the others), then the `title` and `clock` overlays.
+/// the `canvas` size (the top rung's; scaled down for the others), then the `poster` overlay when there is one, and
+/// the `title` and `clock` overlays.
 pub(super) fn heads(
     hf: &HouseFormat,
     pattern: TestPattern,
     tone_hz: Option<f64>,
     duration: Duration,
     canvas: &Rung,
+    poster: bool,
 ) -> (String, String) {
     let fps = hf.fps;
     // The tone source never ends by itself: the audio gate stops it at the video's end.
@@ -72,7 +74,7 @@ pub(super) fn heads(
     (
         format!(
             "videotestsrc is-live=false pattern={pattern} num-buffers={frames} ! \
-             video/x-raw,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! \
+             video/x-raw,width={w},height={h},framerate={fps}/1,pixel-aspect-ratio=1/1 ! {poster}\
              textoverlay name=title valignment=center halignment=center shaded-background=true \
              auto-resize=false ! \
              timeoverlay name=clock valignment=bottom halignment=right shaded-background=true \
@@ -81,17 +83,47 @@ pub(super) fn heads(
             frames = hf.frames_in(duration),
             w = canvas.width,
             h = canvas.height,
+            poster = if poster { "videoconvert ! gdkpixbufoverlay name=poster ! videoconvert ! " } else { "" },
         ),
         format!("audiotestsrc is-live=false {wave} ! audioconvert name=ain ! "),
     )
 }
 
-/// Puts the title on the card and sizes the title and clock fonts for a canvas `canvas_height` pixels high.
-pub(super) fn dress(title_overlay: &gst::Element, clock: &gst::Element, title: &str, canvas_height: u32) {
+/// Where a card's poster sits on a `width`×`height` canvas: its left, top, width and height in pixels — the left
+/// 42 % of the picture, 16:9, centred vertically; the title takes the right side.
+pub fn poster_box(width: u32, height: u32) -> (u32, u32, u32, u32) {
+    let w = width * 42 / 100;
+    let h = (w * 9 / 16).min(height * 9 / 10);
+    (width * 5 / 100, (height - h) / 2, w, h)
+}
+
+/// Puts the title (and the poster, when the card has one) on the card and sizes the fonts for the `canvas`.
+pub(super) fn dress(
+    title_overlay: &gst::Element,
+    clock: &gst::Element,
+    poster: Option<(&gst::Element, &std::path::Path)>,
+    title: &str,
+    canvas: &Rung,
+) {
     // textoverlay reads its text as Pango markup: a title like "Q&A <live>" must be escaped to show at all.
     title_overlay.set_property("text", gst::glib::markup_escape_text(title));
-    title_overlay.set_property("font-desc", format!("Sans Bold {}px", (canvas_height / 10).max(8)));
-    clock.set_property("font-desc", format!("Monospace {}px", (canvas_height / 16).max(8)));
+    clock.set_property("font-desc", format!("Monospace {}px", (canvas.height / 16).max(8)));
+    let Some((overlay, path)) = poster else {
+        title_overlay.set_property("font-desc", format!("Sans Bold {}px", (canvas.height / 10).max(8)));
+        return;
+    };
+    let (x, y, w, h) = poster_box(canvas.width, canvas.height);
+    overlay.set_property("location", path);
+    overlay.set_property("offset-x", x as i32);
+    overlay.set_property("offset-y", y as i32);
+    overlay.set_property("overlay-width", w as i32);
+    overlay.set_property("overlay-height", h as i32);
+    // The title on the right half, beside the poster: "Up next at 20:15: Title" on two lines.
+    title_overlay.set_property("text", gst::glib::markup_escape_text(&title.replacen(": ", "\n", 1)));
+    title_overlay.set_property("font-desc", format!("Sans Bold {}px", (canvas.height / 16).max(8)));
+    title_overlay.set_property_from_str("halignment", "left");
+    title_overlay.set_property("xpad", (x + w + canvas.width * 4 / 100) as i32);
+    title_overlay.set_property_from_str("wrap-mode", "word");
 }
 
 #[cfg(test)]
