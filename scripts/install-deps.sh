@@ -16,6 +16,8 @@ PACKAGES=(
   ffmpeg
   # promtool (`promtool check metrics`): the /metrics test checks the exposition with it
   prometheus
+  # tv_validate_file and the XMLTV DTD: the guide test validates /epg.xml with them
+  xmltv-util
   # fonts for burnt-in text on slate and demo clips
   fonts-dejavu-core
 )

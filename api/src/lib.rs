@@ -5,6 +5,7 @@
 //! - [`status`]: statuses, kinds and origins of records, and the kinds of decision the station records.
 //! - [`assets`], [`jobs`], [`plans`], [`schedule`], [`events`]: the records the station keeps, as the API shows them.
 //! - [`station`], [`broadcast`], [`factory`], [`curator`]: the requests and answers of each part of the API.
+//! - [`epg`]: the programme guide and the explanation of one pick.
 //! - [`wire_time`]: times and durations on the wire (milliseconds and seconds in JSON, typed in code).
 //!
 //! A field renamed here is renamed for both programs at once: the CLI never reads the daemon's JSON by string keys.
@@ -12,6 +13,7 @@
 pub mod assets;
 pub mod broadcast;
 pub mod curator;
+pub mod epg;
 pub mod events;
 pub mod factory;
 pub mod ids;

@@ -235,6 +235,11 @@ pub struct ChannelConfig {
     pub number: u32,
     /// IANA timezone of the channel's grid (dayparts, slots, overrides): DST-correct.
     pub timezone: String,
+    /// The channel's logo for guides (`<icon>` in `/epg.xml`, `tvg-logo` in `/channels.m3u`): an http(s) URL or
+    /// a path on this server; empty: none.
+    pub logo: String,
+    /// `group-title` of the channel in `/channels.m3u`.
+    pub group: String,
     /// Which assets the channel airs.
     pub library: LibraryConfig,
     pub dayparts: Vec<DaypartConfig>,
@@ -251,6 +256,8 @@ impl Default for ChannelConfig {
             style: "calm nature, science and culture documentaries".into(),
             number: 0,
             timezone: "UTC".into(),
+            logo: String::new(),
+            group: "VVTV".into(),
             library: LibraryConfig::default(),
             dayparts: Vec::new(),
             overrides: Vec::new(),
@@ -751,6 +758,17 @@ impl ChannelConfig {
                 key("timezone"),
                 format!("{:?} is not an IANA timezone like \"Europe/Berlin\"", self.timezone),
             ));
+        }
+        let logo = self.logo.trim();
+        let served = logo.starts_with('/') || logo.starts_with("http://") || logo.starts_with("https://");
+        if !logo.is_empty() && !served {
+            return Err(invalid(key("logo"), format!("{logo:?} is neither an http(s) URL nor a path like /logo.png")));
+        }
+        // Guides put these in quoted attributes and after the comma of an #EXTINF line.
+        for (k, v) in [("name", &self.name), ("group", &self.group), ("logo", &self.logo)] {
+            if v.contains(['"', '\n', '\r']) {
+                return Err(invalid(key(k), "must not contain double quotes or line breaks (guides quote it)"));
+            }
         }
         let l = &self.library;
         if l.max_duration_seconds > 0 && l.min_duration_seconds > l.max_duration_seconds {

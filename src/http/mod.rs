@@ -1,10 +1,11 @@
-//! The HTTP server: health, the HLS origin, posters, the control API used by vvtvctl and `/metrics` (the player page
-//! arrives with its issue). Every router gets the same [`AppState`]; one layer counts every request.
+//! The HTTP server: health, the HLS origin, posters, the guide (`/epg.xml`, `/channels.m3u`), the control API used by
+//! vvtvctl and `/metrics` (the player page arrives with its issue). Every router gets the same [`AppState`]; one layer counts every request.
 
 pub mod access;
 pub mod api;
 pub mod auth;
 mod error;
+pub mod guide;
 pub mod metrics;
 pub mod origin;
 mod posters;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::router(state.clone()))
         .merge(origin::router(state.config.storage.hls_dir(), channels))
         .merge(posters::router())
+        .merge(guide::router())
         .route("/metrics", get(metrics::scrape))
         // Last, so that it wraps every route above.
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))

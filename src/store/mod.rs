@@ -7,6 +7,7 @@ mod assets;
 mod codec;
 mod error;
 mod events;
+mod guide;
 mod jobs;
 mod plans;
 mod schedule;
@@ -14,6 +15,7 @@ mod settings;
 
 pub use assets::{Airable, NewAsset, NewRendition};
 pub use error::StoreError;
+pub use guide::{GuideAiring, GuideAsset};
 pub use jobs::NewJob;
 pub use plans::NewPlan;
 pub use schedule::{HistoryItem, NewAiring, NewScheduleItem};

@@ -13,6 +13,7 @@
 //! - [`prometheus`]: readers of the `/metrics` text and of PromQL queries, and the `promtool check metrics` runner.
 //! - [`daemon`]: starts the real `vvtv` binary with a config, reads its log, drives its API and `vvtvctl`, and
 //!   reads the HLS playlists it writes.
+//! - [`xmltv`]: Debian's `tv_validate_file` against the XMLTV DTD, offline.
 //!
 //! The kit does not depend on the `vvtv` crate: the daemon's own unit tests use it, and where it reads what the daemon
 //! writes (segment names, playlists) it checks the contract independently.
@@ -25,3 +26,4 @@ pub mod llm;
 pub mod media;
 pub mod prometheus;
 pub mod site;
+pub mod xmltv;

@@ -4,6 +4,7 @@
 mod client;
 mod ingest;
 mod table;
+mod why;
 
 use clap::{Parser, Subcommand};
 use client::{Answer, Client, Failure};
@@ -97,6 +98,12 @@ enum Command {
         /// How long it stays valid: 90s, 30m, 6h, 2d (default: the station's access.default_ttl_seconds).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
+    },
+    /// Explain one schedule row in full: planned start, reason, and the pick (draw, score breakdown, masks, the
+    /// shortlist with its keys, rules relaxed).
+    Why {
+        /// The row's id (`vvtvctl queue show` lists them).
+        schedule_id: vvtv_api::ScheduleId,
     },
     /// Rules that can change at run time.
     BusinessLogic {
@@ -303,6 +310,7 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             let answer: Answer<SignedUrl> = client.post(&format!("/api/v1/channels/{channel}/sign-url"), &body)?;
             show(cli, answer, |u| println!("{}{}", cli.api.trim_end_matches('/'), u.path))
         }
+        Command::Why { schedule_id } => show(cli, client.get(&format!("/api/v1/schedule/{schedule_id}"))?, why::print),
         Command::BusinessLogic { action: BusinessLogicAction::Show } => {
             show(cli, client.get("/api/v1/business-logic")?, print_rules)
         }
@@ -380,14 +388,15 @@ fn print_queue(q: &QueueReport) {
                 vec![
                     i.id.to_string(),
                     i.status.to_string(),
+                    cell(i.planned_start.map(|t| why::local(t, c.timezone.as_deref()))),
                     i.asset_id.to_string(),
                     i.title.clone(),
-                    seconds(i.duration),
+                    seconds(i.remaining()),
                     i.reason.clone(),
                 ]
             })
             .collect();
-        table::print(&["ID", "STATUS", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
+        table::print(&["ID", "STATUS", "PLANNED START", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
     }
 }
 

@@ -10,17 +10,20 @@
 //! - `breaker.rs`: the circuit breaker in front of the LLM;
 //! - `llm.rs`: the LLM client, for both chat protocols;
 //! - `prompt.rs`: the prompt the model gets and the reading of its answer;
-//! - `deterministic.rs`: the deterministic scorer and its [`weights`].
+//! - `deterministic.rs`: the deterministic scorer and its [`weights`];
+//! - `synopsis.rs`: the one-line programme synopsis for the guide, through the same client and breaker.
 
 mod breaker;
 mod deterministic;
 mod llm;
 mod prompt;
+mod synopsis;
 #[cfg(test)]
 mod test_support;
 
 pub use breaker::{DEFAULT_COOL_DOWN, FAILURES_TO_OPEN};
 pub use deterministic::{deterministic, weights};
+pub use synopsis::{ProgrammeFacts, Synopsis, MAX_SYNOPSIS_CHARS};
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,6 +8,7 @@ mod library;
 pub mod openapi;
 mod plans;
 mod rules;
+mod schedule;
 mod status;
 
 pub use super::error::ApiError;
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/status", get(status::status))
         .route("/queue", get(status::queue))
+        .route("/schedule/{id}", get(schedule::detail))
         .route("/events", get(status::events))
         .route("/business-logic", get(rules::show).put(rules::set))
         .route("/assets", get(library::assets))
@@ -36,6 +38,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/channels/{channel}/sign-url", post(channels::sign_url))
         .route_layer(middleware::from_fn_with_state(state, super::auth::require_token))
         .route("/openapi.json", get(openapi::document))
+        // Public like /epg.xml: the guide is for viewers.
+        .route("/epg", get(super::guide::epg_json))
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
