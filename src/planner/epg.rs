@@ -129,6 +129,8 @@ pub fn timeline(
         let stop = start + chrono(item.remaining());
         entries.push(Entry { start, stop, source: Source::Planned(i) });
     }
+    // An airing the crash closed the moment it began aired nothing; the entries around it touch all the same.
+    entries.retain(|e| e.stop > e.start);
     entries
 }
 
@@ -245,6 +247,18 @@ mod tests {
         let entries = timeline(&aired, Some(Duration::from_secs(10)), &queue, t(12));
         assert_touching(&entries);
         assert_eq!((entries[0].stop, entries[1].start, entries[1].stop), (t(12), t(12), t(22)));
+    }
+
+    #[test]
+    fn an_airing_closed_as_it_began_leaves_no_entry() {
+        let aired = [
+            airing(1, AiringKind::Scheduled, Some(1), 0, Some(10)),
+            airing(2, AiringKind::Scheduled, Some(2), 10, Some(10)),
+            airing(3, AiringKind::Scheduled, Some(2), 10, Some(15)),
+        ];
+        let entries = timeline(&aired, None, &[], t(20));
+        assert_touching(&entries);
+        assert_eq!(entries.iter().map(|e| e.source).collect::<Vec<_>>(), [Source::Aired(0), Source::Aired(2)]);
     }
 
     #[test]

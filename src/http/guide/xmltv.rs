@@ -1,7 +1,9 @@
 //! The XMLTV document of a guide, valid against the XMLTV DTD (`xmltv.dtd`, checked in tests by Debian's
 //! `tv_validate_file`). Children come in the DTD's order — a channel's `display-name`s then `icon`; a programme's
 //! `title`, `desc`, `category`s, then `icon` — which is where other guides fail when a programme has artwork.
-//! Times are `YYYYMMDDhhmmss +0000` (UTC).
+//! Times are `YYYYMMDDhhmmss +0000` (UTC), in whole seconds: every time is truncated the same way, so programmes that
+//! touch still touch, and one shorter than its second (a splice of a few hundred milliseconds) is left out of this
+//! document only — `/api/v1/epg` has it, in milliseconds.
 
 use chrono::{DateTime, Utc};
 use std::fmt::Write;
@@ -49,7 +51,7 @@ pub fn document(r: &EpgReport) -> String {
         x.push_str("  </channel>\n");
     }
     for c in &r.channels {
-        for p in &c.programmes {
+        for p in c.programmes.iter().filter(|p| p.stop.timestamp() > p.start.timestamp()) {
             let _ = writeln!(
                 x,
                 "  <programme start=\"{}\" stop=\"{}\" channel=\"{}\">",
@@ -130,6 +132,19 @@ mod tests {
         assert!(x.contains("<desc>Birds &amp; &lt;bees&gt; say &quot;hi&quot;</desc>"), "{x}");
         assert!(x.contains("<display-name>Main &amp; Co</display-name>"), "{x}");
         assert_eq!(x.matches("<icon ").count(), 2, "the second programme has no poster: {x}");
+    }
+
+    #[test]
+    fn a_programme_within_one_second_is_left_out_and_its_neighbours_still_touch() {
+        let mut r = report();
+        let ms = chrono::Duration::milliseconds;
+        let programmes = &mut r.channels[0].programmes;
+        programmes[0].stop = at(30) + ms(200);
+        programmes.insert(1, Programme { start: at(30) + ms(200), stop: at(30) + ms(700), ..programmes[1].clone() });
+        programmes[2].start = at(30) + ms(700);
+        let x = document(&r);
+        assert_eq!(x.matches("<programme ").count(), 2, "{x}");
+        assert!(x.contains("stop=\"20270115080030 +0000\"") && x.contains("start=\"20270115080030 +0000\""), "{x}");
     }
 
     #[test]
