@@ -131,7 +131,8 @@ fn the_live_guide_is_valid_xmltv_with_synopses_and_the_channel_list_matches_it()
     let llm = LlmServer::start(Mode::Raw(format!("{{\"synopsis\": \"{synopsis}\"}}")));
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
-        "{SMALL_LADDER}\n[curator.llm]\nurl = \"{}\"\nmodel = \"test-model\"\ntimeout_seconds = 5\n\n\
+        "{SMALL_LADDER}\n[access]\nsigned_urls = true\n\n\
+         [curator.llm]\nurl = \"{}\"\nmodel = \"test-model\"\ntimeout_seconds = 5\n\n\
          [[channels]]\nid = \"main\"\nname = \"Test & Co\"\ndemo_clips = false\nnumber = 7\ngroup = \"Tests\"\n\
          logo = \"/posters/1.jpg\"\ntimezone = \"Europe/Berlin\"\n\n\
          [[channels]]\nid = \"news\"\nname = \"News\"\ndemo_clips = false\n[channels.library]\ntags = [\"news\"]\n",
@@ -209,8 +210,12 @@ fn the_live_guide_is_valid_xmltv_with_synopses_and_the_channel_list_matches_it()
     assert_eq!(attr(main, "tvg-logo"), Some(format!("http://{host}/posters/1.jpg")));
     assert_eq!(attr(entries[1].0, "tvg-chno").as_deref(), Some("2"), "no number: the position");
     assert_eq!(attr(entries[1].0, "group-title").as_deref(), Some("VVTV"), "the default group");
-    assert_eq!(main_url, format!("http://{host}/hls/main/live.m3u8"));
-    assert_eq!(get(main_url).status(), 200);
+    // Signed URLs are on: the list hands out signed stream URLs, which play; the bare path is refused.
+    let signed =
+        main_url.strip_prefix(&format!("http://{host}/s/")).unwrap_or_else(|| panic!("not signed: {main_url}"));
+    assert!(signed.ends_with("/hls/main/live.m3u8"), "{main_url}");
+    assert_eq!(get(main_url).status(), 200, "{main_url}");
+    assert_eq!(get(&d.url("/hls/main/live.m3u8")).status(), 403);
 
     // The JSON guide is public, agrees with the XML, and refuses bad ranges with the reason.
     let json: serde_json::Value = get(&d.url("/api/v1/epg?channel=main")).json().unwrap();
