@@ -11,15 +11,15 @@
 //! its poster, absolute when the request names its host.
 
 mod m3u;
+mod programmes;
 mod xmltv;
 
 use super::api::ApiError;
 use super::AppState;
 use crate::config::ChannelConfig;
-use crate::curator::score::ProgrammeFacts;
 use crate::curator::synopses::SynopsisRequest;
-use crate::planner::epg::{self, Source};
-use crate::store::{AiringKind, AssetId, AssetKind, ChannelId, GuideAsset};
+use crate::planner::epg;
+use crate::store::{AssetId, ChannelId};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::HashMap;
-use vvtv_api::epg::{EpgChannel, EpgReport, Programme, ProgrammeKind};
+use vvtv_api::epg::{EpgChannel, EpgReport};
 
 /// The longest range one request may ask for.
 pub const MAX_RANGE: chrono::Duration = chrono::Duration::days(14);
@@ -159,61 +159,8 @@ async fn build(
         ids.sort();
         ids.dedup();
         let assets = s.store.guide_assets(&ids).await?;
-        let mut programmes = Vec::new();
-        for e in entries.iter().filter(|e| e.stop > from && e.start < to) {
-            let (kind, asset, schedule_id, aired_title, is_aired) = match e.source {
-                Source::Aired(i) => {
-                    let (a, filler) = (&aired[i].airing, aired[i].filler);
-                    let kind = match a.kind {
-                        AiringKind::Scheduled if filler => ProgrammeKind::Filler,
-                        AiringKind::Scheduled => ProgrammeKind::Programme,
-                        AiringKind::Emergency => ProgrammeKind::Emergency,
-                        AiringKind::Slate => ProgrammeKind::Slate,
-                    };
-                    (kind, a.asset_id, a.schedule_id, Some(a.title.clone()), true)
-                }
-                Source::Planned(i) => {
-                    let q = &queue[i];
-                    let kind = if q.filler { ProgrammeKind::Filler } else { ProgrammeKind::Programme };
-                    (kind, Some(q.asset_id), Some(q.id), Some(q.title.clone()), false)
-                }
-                Source::OffAir => (ProgrammeKind::Slate, None, None, None, true),
-            };
-            let info: Option<&GuideAsset> = asset.and_then(|a| assets.get(&a));
-            let title = match (info, aired_title) {
-                (Some(a), _) if !a.title.trim().is_empty() => a.title.clone(),
-                (_, Some(t)) if !t.trim().is_empty() => t,
-                _ if e.source == Source::OffAir => "Off the air".to_string(),
-                _ => c.name.clone(),
-            };
-            let description = match (info, e.source) {
-                (Some(a), _) => a.synopsis.clone().unwrap_or_else(|| a.description.trim().to_string()),
-                (None, Source::OffAir) => "The station was not broadcasting.".to_string(),
-                (None, _) => String::new(),
-            };
-            if let Some(a) = info.filter(|a| a.synopsis.is_none() && a.kind != AssetKind::Slate) {
-                missing.entry(a.id).or_insert_with(|| SynopsisRequest {
-                    asset: a.id,
-                    facts: ProgrammeFacts {
-                        title: a.title.clone(),
-                        description: a.description.clone(),
-                        tags: a.tags.clone(),
-                    },
-                });
-            }
-            programmes.push(Programme {
-                start: e.start,
-                stop: e.stop,
-                title,
-                description,
-                categories: info.map(|a| a.tags.clone()).unwrap_or_default(),
-                icon: asset.map(|a| absolute(base, &format!("/posters/{a}.jpg"))),
-                kind,
-                aired: is_aired,
-                asset_id: asset,
-                schedule_id,
-            });
-        }
+        let view = programmes::ChannelView { name: &c.name, aired: &aired, queue: &queue, assets: &assets };
+        let programmes = programmes::programmes(&view, &entries, from, to, base, &mut missing);
         let logo = Some(c.logo.trim()).filter(|l| !l.is_empty()).map(|l| absolute(base, l));
         out.push(EpgChannel {
             id,
