@@ -51,7 +51,21 @@ pub fn document(r: &EpgReport) -> String {
         x.push_str("  </channel>\n");
     }
     for c in &r.channels {
-        for p in c.programmes.iter().filter(|p| p.stop.timestamp() > p.start.timestamp()) {
+        let shown: Vec<_> = c.programmes.iter().filter(|p| p.stop.timestamp() > p.start.timestamp()).collect();
+        if shown.is_empty() {
+            // Nothing aired or planned in the range (a channel starting up): say so, open-ended (`stop` is optional
+            // in the DTD), rather than list a channel without programmes, which guide readers reject.
+            let at = Utc::now().max(r.from).min(r.to);
+            let _ = writeln!(
+                x,
+                "  <programme start=\"{}\" channel=\"{}\">\n    <title>Off the air</title>\n    \
+                 <desc>Nothing has aired or is planned on {} yet.</desc>\n  </programme>",
+                time(at),
+                escape(&c.xmltv_id),
+                escape(&c.name)
+            );
+        }
+        for p in shown {
             let _ = writeln!(
                 x,
                 "  <programme start=\"{}\" stop=\"{}\" channel=\"{}\">",
@@ -145,6 +159,20 @@ mod tests {
         let x = document(&r);
         assert_eq!(x.matches("<programme ").count(), 2, "{x}");
         assert!(x.contains("stop=\"20270115080030 +0000\"") && x.contains("start=\"20270115080030 +0000\""), "{x}");
+    }
+
+    #[test]
+    fn a_channel_with_nothing_yet_says_so_and_stays_valid() {
+        let mut r = report();
+        (r.from, r.to) = (Utc::now() - chrono::Duration::hours(1), Utc::now() + chrono::Duration::hours(1));
+        r.channels[0].programmes.clear();
+        let x = document(&r);
+        assert_eq!(x.matches("<programme ").count(), 1, "{x}");
+        assert!(x.contains("<title>Off the air</title>") && !x.contains("stop="), "{x}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("epg.xml");
+        std::fs::write(&file, &x).unwrap();
+        vvtv_testkit::xmltv::validate(&file).unwrap();
     }
 
     #[test]
