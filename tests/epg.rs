@@ -371,8 +371,10 @@ fn what_the_guide_said_is_what_aired_across_boundaries_an_emergency_and_a_restar
     for w in aired.windows(2) {
         let (end, next) = (w[0].end.expect("closed").timestamp_millis(), w[1].start.timestamp_millis());
         if next - end > 1500 {
-            let off =
-                guide.of("main.vvtv").into_iter().find(|p| p.title == "Off the air" && p.stop_ms == next / 1000 * 1000);
+            let off = guide
+                .of("main.vvtv")
+                .into_iter()
+                .find(|p| p.title == "Off the air" && p.stop_ms == Some(next / 1000 * 1000));
             assert!(off.is_some(), "nothing aired from {end} to {next}; the guide must say so:\n{text}");
         }
     }

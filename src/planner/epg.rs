@@ -5,7 +5,7 @@
 //!
 //! Pure except [`open_length`], which reads the store to learn how long the item on air lasts.
 
-use crate::store::{Airing, AiringKind, ScheduleId, ScheduleStatus, Store};
+use crate::store::{Airing, AiringKind, ScheduleId, Store};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use vvtv_api::QueueItem;
@@ -59,14 +59,16 @@ pub fn planned_starts(
     let mut t = now;
     let mut starts = Vec::with_capacity(queue.len());
     if let Some((a, length)) = open {
-        if a.kind != AiringKind::Scheduled || a.schedule_id.is_none() {
-            // An emergency item or the slate is on air: the schedule continues after it.
+        let row_on_air = a.kind == AiringKind::Scheduled && queue.iter().any(|q| Some(q.id) == a.schedule_id);
+        if !row_on_air {
+            // An emergency item or the slate is on air (or a row already marked done): the schedule continues
+            // after it.
             t = length.map_or(now, |l| (a.start + chrono(l)).max(now));
         }
     }
     for item in queue {
         match open {
-            Some((a, length)) if item.status == ScheduleStatus::Airing && a.schedule_id == Some(item.id) => {
+            Some((a, length)) if a.kind == AiringKind::Scheduled && a.schedule_id == Some(item.id) => {
                 starts.push((item.id, a.start));
                 // An item that overran its expected length is still on air: what follows cannot start before now.
                 t = (a.start + chrono(length.unwrap_or_else(|| item.remaining()))).max(now);
@@ -137,7 +139,7 @@ pub fn timeline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AiringId, AssetId, ChannelId};
+    use crate::store::{AiringId, AssetId, ChannelId, ScheduleStatus};
 
     fn t(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()

@@ -29,7 +29,8 @@ pub struct Programme {
     pub channel: String,
     /// Unix milliseconds, from `YYYYMMDDhhmmss ±hhmm`.
     pub start_ms: i64,
-    pub stop_ms: i64,
+    /// None: open-ended (the DTD makes `stop` optional).
+    pub stop_ms: Option<i64>,
     pub title: String,
     pub desc: Option<String>,
     pub categories: Vec<String>,
@@ -144,7 +145,7 @@ pub fn parse(text: &str) -> Result<Guide, String> {
                 guide.programmes.push(Programme {
                     channel: get(&a, "channel").ok_or("a programme without channel")?,
                     start_ms: time("start")?,
-                    stop_ms: time("stop")?,
+                    stop_ms: get(&a, "stop").map(|t| parse_time(&t)).transpose()?,
                     title: String::new(),
                     desc: None,
                     categories: Vec::new(),
@@ -180,21 +181,28 @@ impl Guide {
     }
 
     /// Every channel's programmes start before they stop, and each one stops exactly where the next starts (no
-    /// overlap, no gap): the checks `tv_validate_file` does not make.
+    /// overlap, no gap); only the last may be open-ended. The checks `tv_validate_file` does not make.
     pub fn check_timeline(&self) -> Result<(), String> {
         for c in &self.channels {
             let list = self.of(&c.id);
-            for p in &list {
-                if p.start_ms >= p.stop_ms {
-                    return Err(format!("{}: {:?} starts at {} but stops at {}", c.id, p.title, p.start_ms, p.stop_ms));
+            for (i, p) in list.iter().enumerate() {
+                match p.stop_ms {
+                    None if i + 1 < list.len() => {
+                        return Err(format!("{}: {:?} has no stop but is not the last programme", c.id, p.title));
+                    }
+                    Some(stop) if p.start_ms >= stop => {
+                        return Err(format!("{}: {:?} starts at {} but stops at {stop}", c.id, p.title, p.start_ms));
+                    }
+                    _ => {}
                 }
             }
             for w in list.windows(2) {
-                if w[0].stop_ms != w[1].start_ms {
-                    let what = if w[0].stop_ms > w[1].start_ms { "overlaps" } else { "leaves a gap before" };
+                let stop = w[0].stop_ms.unwrap_or(i64::MAX);
+                if stop != w[1].start_ms {
+                    let what = if stop > w[1].start_ms { "overlaps" } else { "leaves a gap before" };
                     return Err(format!(
-                        "{}: {:?} ({}..{}) {what} {:?} ({}..{})",
-                        c.id, w[0].title, w[0].start_ms, w[0].stop_ms, w[1].title, w[1].start_ms, w[1].stop_ms
+                        "{}: {:?} ({}..{stop}) {what} {:?} (from {})",
+                        c.id, w[0].title, w[0].start_ms, w[1].title, w[1].start_ms
                     ));
                 }
             }
@@ -222,7 +230,7 @@ mod tests {
         );
         let p = &g.programmes[0];
         assert_eq!(p.start_ms, parse_time("20261201170000 +0000").unwrap());
-        assert_eq!(p.stop_ms - p.start_ms, 600_000);
+        assert_eq!(p.stop_ms.unwrap() - p.start_ms, 600_000);
         assert_eq!((p.title.as_str(), p.desc.as_deref()), ("One <1>", Some("déjà")));
         assert_eq!((p.categories.clone(), p.icon.clone()), (vec!["x".to_string()], Some("http://h/p.jpg".into())));
         g.check_timeline().unwrap();
@@ -237,6 +245,13 @@ mod tests {
         assert!(parse(&overlap).unwrap().check_timeline().unwrap_err().contains("overlaps"));
         let gap = DOC.replace("start=\"20261201171000 +0000\"", "start=\"20261201171001 +0000\"");
         assert!(parse(&gap).unwrap().check_timeline().unwrap_err().contains("gap"));
+        let open_middle =
+            DOC.replace("stop=\"20261201171000 +0000\" channel=\"a.tv\"><title>One", "channel=\"a.tv\"><title>One");
+        assert!(parse(&open_middle).unwrap().check_timeline().unwrap_err().contains("no stop but is not the last"));
+        let open_last = DOC.replace("stop=\"20261201172000 +0000\" ", "");
+        let g = parse(&open_last).unwrap();
+        assert_eq!(g.programmes[1].stop_ms, None);
+        g.check_timeline().unwrap();
         assert!(parse_time("20261201171000").unwrap_err().contains("no UTC offset"));
         assert!(parse_time("20261201171000 CET").is_err());
     }
