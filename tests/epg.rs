@@ -146,7 +146,7 @@ fn the_live_guide_is_valid_xmltv_with_synopses_and_the_channel_list_matches_it()
     // Both channels on air: main with its programmes, news (nothing in its library) with the slate.
     wait_for("programmes on both channels", Duration::from_secs(90), || {
         let g = xmltv::parse(&get(&d.url("/epg.xml")).text().unwrap()).unwrap();
-        g.of("main.vvtv").len() >= 4 && !g.of("news.vvtv").is_empty()
+        g.of("main.vvtv").len() >= 4 && g.of("news.vvtv").iter().any(|p| p.title == "News — back soon")
     });
     // The synopses are asked for as the guide shows the assets; meanwhile the description stands in.
     wait_for("LLM synopses in the guide", Duration::from_secs(30), || {
@@ -171,6 +171,7 @@ fn the_live_guide_is_valid_xmltv_with_synopses_and_the_channel_list_matches_it()
     }
     let news = guide.of("news.vvtv");
     assert!(news.iter().all(|p| p.title == "News — back soon"), "the slate is in the guide too: {news:?}");
+    assert!(news.iter().all(|p| p.icon.is_none() && p.categories.is_empty()), "{news:?}");
     assert!(text.contains("+0000\""), "times carry their UTC offset: {text}");
 
     // Asked once per asset: three programmes, three requests, however often the guide is read.
@@ -271,6 +272,62 @@ fn the_live_guide_is_valid_xmltv_with_synopses_and_the_channel_list_matches_it()
     assert!(said.contains(" CET "), "planned starts in the channel's local time:\n{said}");
 }
 
+/// An independent look at the stream: the wall-clock times (`EXT-X-PROGRAM-DATE-TIME` plus the offset of the
+/// frame in its segment, read by ffprobe) of the keyframes nearest to `starts` in the 180p playlist. An item
+/// starts on a keyframe of its own, off the cadence of the one before, so a keyframe at a programme's start is the
+/// programme starting there. None for a time no listed segment holds any more.
+fn keyframes_near(d: &Daemon, dir: &Path, starts: &[i64]) -> Vec<Option<i64>> {
+    let playlist = get(&d.url("/hls/main/180p/live.m3u8")).text().unwrap();
+    let mut segments: Vec<(i64, i64, String)> = Vec::new();
+    let (mut pdt, mut dur) = (None::<i64>, 0i64);
+    for line in playlist.lines() {
+        if let Some(v) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = Some(chrono::DateTime::parse_from_rfc3339(v.trim()).unwrap().timestamp_millis());
+        } else if let Some(v) = line.strip_prefix("#EXTINF:") {
+            dur = (v.trim_end_matches(',').split(',').next().unwrap().parse::<f64>().unwrap() * 1000.0).round() as i64;
+        } else if line.ends_with(".ts") {
+            let at = pdt.expect("a PROGRAM-DATE-TIME before the first segment");
+            segments.push((at, dur, line.to_string()));
+            pdt = Some(at + dur);
+        }
+    }
+    starts
+        .iter()
+        .map(|&p| {
+            let (at, _, uri) = segments.iter().find(|(at, dur, _)| *at - 50 <= p && p < at + dur - 50)?;
+            let file = dir.join("probe.ts");
+            std::fs::write(&file, get(&d.url(&format!("/hls/main/180p/{uri}"))).bytes().unwrap()).unwrap();
+            let out = std::process::Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v",
+                    "-show_entries",
+                    "packet=pts_time,flags",
+                    "-of",
+                    "csv=p=0",
+                ])
+                .arg(&file)
+                .output()
+                .expect("ffprobe");
+            let packets: Vec<(f64, bool)> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split(',');
+                    Some((f.next()?.parse().ok()?, f.next()?.starts_with('K')))
+                })
+                .collect();
+            let first = packets.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+            packets
+                .iter()
+                .filter(|(_, key)| *key)
+                .map(|(pts, _)| at + ((pts - first) * 1000.0).round() as i64)
+                .min_by_key(|k| (k - p).abs())
+        })
+        .collect()
+}
+
 /// The future programmes of `main` in the guide read now, then — once they have aired — each one's start against
 /// its airing: in `/epg.xml` (whole seconds) the airing of the same title that started nearest to it, in
 /// `/api/v1/epg` (milliseconds) the airing of the same schedule row. Returns the largest difference in milliseconds.
@@ -320,14 +377,25 @@ fn guide_ahead_matches_airings(d: &Daemon, dir: &Path, what: &str, tolerance_ms:
         worst = worst.max(off);
     }
     eprintln!("{what}: {} programmes announced ahead aired within {worst} ms of their guide start", planned.len());
-    worst
+    // The same starts in the stream itself.
+    let starts: Vec<i64> = planned.iter().map(|p| p.1).collect();
+    let found = keyframes_near(d, dir, &starts);
+    let seen: Vec<i64> = starts.iter().zip(&found).filter_map(|(p, k)| k.map(|k| (k - p).abs())).collect();
+    assert!(seen.len() >= 2, "{what}: the playlist still lists the segments of at least two of {starts:?}");
+    let stream_worst = seen.iter().copied().max().unwrap_or(0);
+    // Keyframes come every GOP (2 s) inside an item, so "within a segment" would always hold here: the item's own
+    // keyframe must be there, to two frames.
+    let frame_ms = 1000 / i64::from(Config::default().house_format.fps.max(1));
+    assert!(stream_worst <= 2 * frame_ms, "{what}: keyframes {found:?} for guide starts {starts:?}");
+    eprintln!("{what}: {} guide starts found as keyframes in the stream within {stream_worst} ms", seen.len());
+    worst.max(stream_worst)
 }
 
 #[test]
 fn what_the_guide_said_is_what_aired_across_boundaries_an_emergency_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let extra = format!(
-        "{SMALL_LADDER}\n[broadcaster]\nplaylist_segments = 5\nsegment_grace_seconds = 30\n\n\
+        "{SMALL_LADDER}\n[broadcaster]\nplaylist_segments = 15\nsegment_grace_seconds = 30\n\n\
          [[channels]]\nid = \"main\"\nname = \"Test\"\ndemo_clips = false\n"
     );
     let cfg = write_config(dir.path(), &extra);
