@@ -847,6 +847,19 @@ mod tests {
     }
 
     #[test]
+    fn a_guide_logo_or_group_that_would_break_the_guides_is_refused() {
+        let err = Config::parse("[[channels]]\nid = \"main\"\nname = \"x\"\nlogo = \"ftp://h/l.png\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "channels[0].logo: \"ftp://h/l.png\" is neither an http(s) URL nor a path like /logo.png"
+        );
+        let err = Config::parse("[[channels]]\nid = \"main\"\nname = \"x\"\ngroup = \"a\\\"b\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("channels[0].group: must not contain double quotes"), "{err}");
+        let ok = Config::parse("[[channels]]\nid = \"main\"\nname = \"x\"\nlogo = \"/posters/1.jpg\"\n").unwrap();
+        assert_eq!((ok.channels[0].logo.as_str(), ok.channels[0].group.as_str()), ("/posters/1.jpg", "VVTV"));
+    }
+
+    #[test]
     fn segment_must_be_multiple_of_gop() {
         let err = Config::parse("[house_format]\ngop_seconds = 3\nsegment_seconds = 4\n").unwrap_err();
         assert!(err.to_string().starts_with("house_format.segment_seconds:"), "{err}");
