@@ -16,6 +16,8 @@ PACKAGES=(
   ffmpeg
   # promtool (`promtool check metrics`): the /metrics test checks the exposition with it
   prometheus
+  # tv_validate_file and the XMLTV DTD: the guide test validates /epg.xml with them
+  xmltv-util
   # fonts for burnt-in text on slate and demo clips
   fonts-dejavu-core
   # the stand-in CDN of the CDN test and the yardstick of `make bench-origin` (with wrk, its load generator)

@@ -7,6 +7,7 @@
 //! - [`station`], [`broadcast`], [`factory`], [`curator`]: the requests and answers of each part of the API.
 //! - [`viewer`]: what the player page reads without a token (channels, now and next).
 //! - [`audience`]: the player's beacons and the audience per airing and per asset.
+//! - [`epg`]: the programme guide and the explanation of one pick.
 //! - [`wire_time`]: times and durations on the wire (milliseconds and seconds in JSON, typed in code).
 //!
 //! A field renamed here is renamed for both programs at once: the CLI never reads the daemon's JSON by string keys.
@@ -15,6 +16,7 @@ pub mod assets;
 pub mod audience;
 pub mod broadcast;
 pub mod curator;
+pub mod epg;
 pub mod events;
 pub mod factory;
 pub mod ids;

@@ -50,6 +50,9 @@ pub struct QueueReport {
 pub struct ChannelQueue {
     pub id: ChannelId,
     pub queue_minutes: f64,
+    /// IANA timezone of the channel's grid (for showing planned starts in local time).
+    #[serde(default)]
+    pub timezone: Option<String>,
     pub items: Vec<QueueItem>,
 }
 

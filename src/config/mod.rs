@@ -239,6 +239,11 @@ pub struct ChannelConfig {
     pub number: u32,
     /// IANA timezone of the channel's grid (dayparts, slots, overrides): DST-correct.
     pub timezone: String,
+    /// The channel's logo for guides (`<icon>` in `/epg.xml`, `tvg-logo` in `/channels.m3u`): an http(s) URL or
+    /// a path on this server; empty: none.
+    pub logo: String,
+    /// `group-title` of the channel in `/channels.m3u`.
+    pub group: String,
     /// Which assets the channel airs.
     pub library: LibraryConfig,
     pub dayparts: Vec<DaypartConfig>,
@@ -255,6 +260,8 @@ impl Default for ChannelConfig {
             style: "calm nature, science and culture documentaries".into(),
             number: 0,
             timezone: "UTC".into(),
+            logo: String::new(),
+            group: "VVTV".into(),
             library: LibraryConfig::default(),
             dayparts: Vec::new(),
             overrides: Vec::new(),
@@ -828,6 +835,17 @@ impl ChannelConfig {
                 format!("{:?} is not an IANA timezone like \"Europe/Berlin\"", self.timezone),
             ));
         }
+        let logo = self.logo.trim();
+        let served = logo.starts_with('/') || logo.starts_with("http://") || logo.starts_with("https://");
+        if !logo.is_empty() && !served {
+            return Err(invalid(key("logo"), format!("{logo:?} is neither an http(s) URL nor a path like /logo.png")));
+        }
+        // Guides put these in quoted attributes and after the comma of an #EXTINF line.
+        for (k, v) in [("name", &self.name), ("group", &self.group), ("logo", &self.logo)] {
+            if v.contains(['"', '\n', '\r']) {
+                return Err(invalid(key(k), "must not contain double quotes or line breaks (guides quote it)"));
+            }
+        }
         let l = &self.library;
         if l.max_duration_seconds > 0 && l.min_duration_seconds > l.max_duration_seconds {
             return Err(invalid(key("library.min_duration_seconds"), "must not exceed max_duration_seconds"));
@@ -902,6 +920,19 @@ mod tests {
     fn bad_channel_id_names_the_key() {
         let err = Config::parse("[[channels]]\nid = \"Main Channel\"\nname = \"x\"\n").unwrap_err();
         assert_eq!(err.to_string(), "channels[0].id: \"Main Channel\" must match [a-z0-9-]+");
+    }
+
+    #[test]
+    fn a_guide_logo_or_group_that_would_break_the_guides_is_refused() {
+        let err = Config::parse("[[channels]]\nid = \"main\"\nname = \"x\"\nlogo = \"ftp://h/l.png\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "channels[0].logo: \"ftp://h/l.png\" is neither an http(s) URL nor a path like /logo.png"
+        );
+        let err = Config::parse("[[channels]]\nid = \"main\"\nname = \"x\"\ngroup = \"a\\\"b\"\n").unwrap_err();
+        assert!(err.to_string().starts_with("channels[0].group: must not contain double quotes"), "{err}");
+        let ok = Config::parse("[[channels]]\nid = \"main\"\nname = \"x\"\nlogo = \"/posters/1.jpg\"\n").unwrap();
+        assert_eq!((ok.channels[0].logo.as_str(), ok.channels[0].group.as_str()), ("/posters/1.jpg", "VVTV"));
     }
 
     #[test]

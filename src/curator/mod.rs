@@ -16,6 +16,7 @@ mod feed;
 pub mod license;
 pub mod politeness;
 pub mod score;
+pub mod synopses;
 
 pub use error::CuratorError;
 
@@ -59,6 +60,8 @@ enum Msg {
     Urgent {
         reason: String,
     },
+    /// The guide shows these assets without a synopsis.
+    Synopses(Vec<synopses::SynopsisRequest>),
 }
 
 /// The curator's whole public surface: a request channel and its published status.
@@ -103,6 +106,7 @@ impl CuratorHandle {
             status: status_tx,
             idle,
             metrics: ctx.metrics.clone(),
+            synopses: synopses::InFlight::default(),
         };
         actor::spawn("curator", ctx, |shutdown| curator.run(rx, shutdown));
         CuratorHandle { tx, status, scorer }
@@ -128,6 +132,14 @@ impl CuratorHandle {
     /// Asks for discovery on every source now (the planner's buffer is below its emergency level). Does not wait.
     pub fn urgent(&self, reason: String) {
         let _ = self.tx.try_send(Msg::Urgent { reason });
+    }
+
+    /// Asks for one-line synopses of these assets (written by the LLM when it is up, kept in the store). Does not
+    /// wait: the guide shows the description until the synopsis is there.
+    pub fn synopses(&self, requests: Vec<synopses::SynopsisRequest>) {
+        if !requests.is_empty() {
+            let _ = self.tx.try_send(Msg::Synopses(requests));
+        }
     }
 
     /// Sends a waiting plan to the factory.
@@ -164,6 +176,8 @@ struct Curator {
     idle: CuratorState,
     /// Plans made and rejections by class are counted here.
     metrics: Arc<Metrics>,
+    /// Synopses being written for the guide.
+    synopses: synopses::InFlight,
 }
 
 impl Curator {
@@ -191,6 +205,9 @@ impl Curator {
                 msg = rx.recv() => match msg {
                     None => return,
                     Some(Msg::Approve { plan, reply }) => { let _ = reply.send(self.approve(plan).await); }
+                    Some(Msg::Synopses(requests)) => {
+                        synopses::write(self.store.clone(), self.scorer.clone(), self.synopses.clone(), requests);
+                    }
                     Some(Msg::Urgent { reason }) => {
                         let sources: Vec<String> = self.config.curator.sources.iter().map(|s| s.name.clone()).collect();
                         let message = if sources.is_empty() {

@@ -1,10 +1,12 @@
-//! The HTTP server: health, the HLS origin, posters, the player and operator pages, the control API used by vvtvctl
-//! and `/metrics`. Every router gets the same [`AppState`]; one layer counts every request.
+//! The HTTP server: health, the HLS origin, posters, the guide (`/epg.xml`, `/channels.m3u`), the player and
+//! operator pages, the control API used by vvtvctl and `/metrics`. Every router gets the same [`AppState`]; one layer
+//! counts every request.
 
 pub mod access;
 pub mod api;
 pub mod auth;
 mod error;
+pub mod guide;
 pub mod metrics;
 pub mod origin;
 pub mod page;
@@ -77,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(posters::router())
         .merge(page::router())
+        .merge(guide::router())
         .route("/metrics", get(metrics::scrape))
         // Last, so that it wraps every route above.
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))

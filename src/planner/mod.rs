@@ -4,6 +4,7 @@
 //! Below `buffer.emergency_minutes` it records the emergency and asks the curator for urgent discovery.
 //! It runs on a short tick and when nudged (the library changed, an item went on air, a rule changed).
 
+pub mod epg;
 mod error;
 pub mod fill;
 pub mod grid;
@@ -21,7 +22,7 @@ use crate::curator::CuratorHandle;
 use crate::factory::{ClipRequest, FactoryEvent, FactoryHandle};
 use crate::media::transcode::TestPattern;
 use crate::shutdown::Shutdown;
-use crate::store::{Actor, AssetId, ChannelId, EventKind, NewScheduleItem, ScheduleStatus, Store};
+use crate::store::{Actor, AssetId, ChannelId, EventKind, NewScheduleItem, Store};
 use chrono::{DateTime, Utc};
 use fill::{Planned, Row};
 use grid::Grid;
@@ -332,26 +333,17 @@ pub(crate) fn round_start<'a>(
     }
 }
 
-/// Recomputes the planned starts of everything not aired yet from what is on air (its real start), and returns
-/// when the planned programme ends.
+/// Recomputes the planned starts of everything not aired yet from what is on air (its real start, or the end of the
+/// emergency item or slate on air), and returns when the planned programme ends. The guide reads the same projection
+/// ([`epg::planned_starts`]).
 async fn reanchor(store: &Store, channel: &ChannelId, now: DateTime<Utc>) -> Result<DateTime<Utc>, PlannerError> {
     let queue = store.upcoming(channel, 1000).await?;
     let open = store.open_airing(channel).await?;
-    let mut t = now;
-    let mut starts = Vec::new();
-    for item in &queue {
-        match (item.status, &open) {
-            (ScheduleStatus::Airing, Some(a)) if a.schedule_id == Some(item.id) => {
-                let left = item.end.unwrap_or(item.duration).min(item.duration).saturating_sub(a.offset);
-                t = a.start + chrono::Duration::from_std(left).unwrap_or_default();
-                starts.push((item.id, a.start));
-            }
-            _ => {
-                starts.push((item.id, t));
-                t += chrono::Duration::from_std(item.remaining()).unwrap_or_default();
-            }
-        }
-    }
+    let length = match &open {
+        Some(a) => epg::open_length(store, a, &queue).await,
+        None => None,
+    };
+    let (starts, end) = epg::planned_starts(&queue, open.as_ref().map(|a| (a, length)), now);
     store.set_planned_starts(&starts).await?;
-    Ok(t.max(now))
+    Ok(end)
 }

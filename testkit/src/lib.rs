@@ -14,6 +14,7 @@
 //! - [`daemon`]: starts the real `vvtv` binary with a config, reads its log, drives its API and `vvtvctl`, and
 //!   reads the HLS playlists it writes.
 //! - [`nginx`]: Debian's nginx in a temp prefix (a stand-in CDN, the yardstick of the origin benchmark).
+//! - [`xmltv`]: Debian's `tv_validate_file` against the XMLTV DTD, offline.
 //!
 //! The kit does not depend on the `vvtv` crate: the daemon's own unit tests use it, and where it reads what the daemon
 //! writes (segment names, playlists) it checks the contract independently.
@@ -27,3 +28,4 @@ pub mod media;
 pub mod nginx;
 pub mod prometheus;
 pub mod site;
+pub mod xmltv;

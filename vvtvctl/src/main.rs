@@ -5,6 +5,7 @@ mod audience;
 mod client;
 mod ingest;
 mod table;
+mod why;
 
 use clap::{Parser, Subcommand};
 use client::{Answer, Client, Failure};
@@ -106,6 +107,12 @@ enum Command {
         /// How far back: 90m, 24h, 7d, …
         #[arg(long, default_value = "24h", value_name = "DURATION")]
         since: String,
+    },
+    /// Explain one schedule row in full: planned start, reason, and the pick (draw, score breakdown, masks, the
+    /// shortlist with its keys, rules relaxed).
+    Why {
+        /// The row's id (`vvtvctl queue show` lists them).
+        schedule_id: vvtv_api::ScheduleId,
     },
     /// Rules that can change at run time.
     BusinessLogic {
@@ -320,6 +327,7 @@ fn run(cli: &Cli, client: &Client) -> Result<(), Failure> {
             }
             show(cli, client.get(&path)?, audience::print)
         }
+        Command::Why { schedule_id } => show(cli, client.get(&format!("/api/v1/schedule/{schedule_id}"))?, why::print),
         Command::BusinessLogic { action: BusinessLogicAction::Show } => {
             show(cli, client.get("/api/v1/business-logic")?, print_rules)
         }
@@ -403,14 +411,15 @@ fn print_queue(q: &QueueReport) {
                 vec![
                     i.id.to_string(),
                     i.status.to_string(),
+                    cell(i.planned_start.map(|t| why::local(t, c.timezone.as_deref()))),
                     i.asset_id.to_string(),
                     i.title.clone(),
-                    seconds(i.duration),
+                    seconds(i.remaining()),
                     i.reason.clone(),
                 ]
             })
             .collect();
-        table::print(&["ID", "STATUS", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
+        table::print(&["ID", "STATUS", "PLANNED START", "ASSET", "TITLE", "LENGTH", "WHY"], &rows);
     }
 }
 

@@ -74,6 +74,12 @@ impl Llm {
         parse_answer(&second).map_err(|problem| LlmError::InvalidTwice { problem })
     }
 
+    /// A one-line synopsis for the guide (no retry: the guide shows the description until a later call succeeds).
+    pub(super) async fn synopsis(&self, facts: &super::ProgrammeFacts) -> Result<String, LlmError> {
+        let answer = self.complete(super::synopsis::SYSTEM, &super::synopsis::user_prompt(facts)).await?;
+        super::synopsis::parse_synopsis(&answer).map_err(|problem| self.not_a_chat_reply(problem))
+    }
+
     /// Sends one chat request and returns the assistant's text.
     pub(super) async fn complete(&self, system: &str, user: &str) -> Result<String, LlmError> {
         let messages = json!([

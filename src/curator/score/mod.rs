@@ -11,19 +11,22 @@
 //! - `llm.rs`: the LLM client, for both chat protocols;
 //! - `prompt.rs`: the prompt the model gets and the reading of its answer;
 //! - `deterministic.rs`: the deterministic scorer and its [`weights`];
-//! - `rerank.rs`: the planner's shortlist put to the same model, behind the same breaker.
+//! - `rerank.rs`: the planner's shortlist put to the same model, behind the same breaker;
+//! - `synopsis.rs`: the one-line programme synopsis for the guide, through the same client and breaker.
 
 mod breaker;
 mod deterministic;
 mod llm;
 mod prompt;
 mod rerank;
+mod synopsis;
 #[cfg(test)]
 mod test_support;
 
 pub use breaker::{DEFAULT_COOL_DOWN, FAILURES_TO_OPEN};
 pub use deterministic::{deterministic, weights};
 pub use rerank::{RerankQuery, Reranked, Shortlisted};
+pub use synopsis::{ProgrammeFacts, Synopsis, MAX_SYNOPSIS_CHARS};
 
 use std::fmt;
 use std::str::FromStr;

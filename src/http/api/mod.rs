@@ -11,6 +11,7 @@ pub mod openapi;
 mod plans;
 mod playback;
 mod rules;
+mod schedule;
 mod status;
 pub mod viewer;
 
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/status", get(status::status))
         .route("/queue", get(status::queue))
+        .route("/schedule/{id}", get(schedule::detail))
         .route("/events", get(status::events))
         .route("/business-logic", get(rules::show).put(rules::set))
         .route("/assets", get(library::assets))
@@ -45,6 +47,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/channels", get(viewer::channels))
         .route("/channels/{channel}/now", get(viewer::now))
         .route("/playback", post(playback::beacon))
+        // Public like /epg.xml: the guide is for viewers.
+        .route("/epg", get(super::guide::epg_json))
 }
 
 type ApiResult<T> = Result<Json<T>, ApiError>;

@@ -11,6 +11,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::status::status,
         super::status::queue,
+        super::schedule::detail,
+        super::super::guide::epg_json,
         super::status::events,
         super::rules::show,
         super::rules::set,

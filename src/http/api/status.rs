@@ -61,7 +61,8 @@ pub async fn queue(State(s): State<AppState>, Query(q): Query<QueueQuery>) -> Ap
     for id in ids {
         let items = s.store.upcoming(&id, limit).await?;
         let queued = s.store.queued(&id).await?;
-        channels.push(ChannelQueue { id, queue_minutes: queued.as_secs_f64() / 60.0, items });
+        let timezone = s.config.channels.iter().find(|c| c.id == id.as_str()).map(|c| c.timezone.clone());
+        channels.push(ChannelQueue { id, queue_minutes: queued.as_secs_f64() / 60.0, timezone, items });
     }
     Ok(Json(QueueReport { channels }))
 }
