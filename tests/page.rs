@@ -253,6 +253,21 @@ fn the_player_page_plays_shows_now_and_next_and_counts_its_viewers() {
     assert!(admin["events"].as_u64() > Some(0) && admin["queue"].as_u64() > Some(0), "{admin}");
     assert!(admin["charts"].as_u64() >= Some(2) && admin["tokenKept"] == true, "{admin}");
 
+    // The guide grid shows both channels, this page's marked, with titles the guide API has and something on air.
+    let grid = report["grid"].as_array().expect("no guide grid in the report");
+    let ids: Vec<&str> = grid.iter().map(|r| r["channel"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["main", "second"], "{grid:?}");
+    assert_eq!(grid[0]["current"], "page", "{grid:?}");
+    let epg = d.api_get("/api/v1/epg?channel=main");
+    let known: Vec<&str> =
+        epg["channels"][0]["programmes"].as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap()).collect();
+    let shown = grid[0]["titles"].as_array().unwrap();
+    assert!(shown.len() >= 2, "{grid:?}");
+    for t in shown {
+        assert!(known.contains(&t.as_str().unwrap()), "grid title {t} is not in the guide: {known:?}");
+    }
+    assert!(grid[0]["onAir"].is_string(), "{grid:?}");
+
     // Three viewers within 30 s, none once they closed; each ended with its end beacon.
     let up = report["viewers_up_after_s"].as_f64().expect("3 viewers never counted");
     assert!(up <= 30.0, "{up}");

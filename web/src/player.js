@@ -4,6 +4,7 @@
 
 import { Guide } from './guide.js';
 import { Beacons } from './beacons.js';
+import { GuideGrid } from './grid.js';
 
 const $ = (id) => document.getElementById(id);
 const video = $('video');
@@ -325,8 +326,10 @@ async function main() {
     status.show();
   });
   guide.start();
+  const grid = new GuideGrid($('grid'), channel.id);
+  grid.start();
   // For people (and tests) looking at the page from the developer console.
-  window.vvtv = { channel, hls: player.hls, video, guide, beacons, playingDate };
+  window.vvtv = { channel, hls: player.hls, video, guide, grid, beacons, playingDate };
 }
 
 main();

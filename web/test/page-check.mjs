@@ -175,7 +175,14 @@ async function main() {
     await sleep(500);
   }
   report.viewers_up_after_s = await viewersUp;
-  await main.screenshot({ path: join(opts.out, 'player.png') });
+  // The guide grid: every channel's row, its titles, what it marks on air, which row is this page's channel.
+  report.grid = await main.evaluate(() => [...document.querySelectorAll('#grid .grid-row[data-channel]')].map((r) => ({
+    channel: r.dataset.channel,
+    titles: [...r.querySelectorAll('.grid-title')].map((t) => t.textContent),
+    onAir: r.querySelector('.on-air .grid-title')?.textContent ?? null,
+    current: r.querySelector('.grid-channel').getAttribute('aria-current'),
+  })));
+  await main.screenshot({ path: join(opts.out, 'player.png'), fullPage: true });
 
   // The operator page: log in with the token, wait for the status table.
   const admin = await context.newPage();
