@@ -2,7 +2,7 @@
 //! format, programs them and plays them out as one never-ending HLS stream.
 //!
 //! # Layout
-//! One process, four actors, one store. Each module is one room; a room's `mod.rs` is its handle (the whole public
+//! One process, five kinds of actor (factory, curator, planner, a broadcaster per channel, audience), one store. Each module is one room; a room's `mod.rs` is its handle (the whole public
 //! surface, channel ends only) and its `error.rs` is its error.
 //!
 //! - [`shutdown`]: the station-wide stop signal and the completion guard every task carries.
@@ -16,13 +16,16 @@
 //!   `curator/politeness.rs`, licenses in `curator/license.rs`, the LLM behind its breaker in `curator/score/`.
 //! - [`factory`]: jobs into house-format assets or rejections with reasons (download, probe, normalize, gate), and
 //!   the generated clips (demo clips, slates, emergency cards).
-//! - [`planner`]: keeps each channel's schedule filled ahead and says why it chose each item.
+//! - [`planner`]: keeps each channel's schedule filled ahead on its grid (dayparts, slots, timezone) and says why it
+//!   chose each item: the pure selection and fill, the LLM rerank, the guide's projection of planned starts
+//!   (`planner/epg.rs`) and `vvtv simulate` (`planner/simulate.rs`).
 //! - [`broadcaster`]: one per channel: splices the schedule into one HLS timeline without re-encoding; the MPEG-TS
 //!   writer is `broadcaster/ts.rs`, the playlists `broadcaster/playlist/`.
 //! - [`audience`]: viewers counted from the player page's beacons; sessions, watch time per airing, the audience
 //!   per airing and per asset (the tables are `store/audience.rs`).
-//! - [`http`]: the origin (HLS, posters), the player and operator pages (`web/`, embedded at build time), the
-//!   control API under `/api/v1` (types in the `vvtv-api` crate) and `/metrics`.
+//! - [`http`]: the origin (HLS from memory and a root opened once, posters), signed URLs and country rules
+//!   (`http/access.rs`), the guide (`/epg.xml`, `/channels.m3u`), the player and operator pages (`web/`, embedded at
+//!   build time), the control API under `/api/v1` (types in the `vvtv-api` crate) and `/metrics`.
 //! - [`metrics`]: the Prometheus registry and every family the station exports; the actors count into it.
 //! - [`station`]: builds the store, spawns the actors, wires their handles and runs the shutdown (used by `main`).
 //!
