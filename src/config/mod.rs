@@ -3,12 +3,18 @@
 //! `vvtv run` with no file uses `Config::default()`, which is a complete demo station. A file only needs the keys it
 //! changes. `config/vvtv.toml` documents every key; a test keeps it in step with the defaults here.
 
+mod planner;
 mod programming;
+mod viewer;
 
+pub use planner::{
+    BufferConfig, DiversityConfig, ExplorationConfig, PlannerConfig, RerankConfig, ScheduleConfig, WeightConfig,
+};
 pub use programming::{ClockTime, DaypartConfig, Days, LibraryConfig, OverrideConfig, SlotConfig, SlotStart};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+pub use viewer::{AccessConfig, AudienceConfig};
 
 /// A configuration problem, always naming the file or key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -55,41 +61,6 @@ impl Default for Config {
             audience: AudienceConfig::default(),
             log: LogConfig::default(),
             access: AccessConfig::default(),
-        }
-    }
-}
-
-/// Who may watch: signed viewer URLs, an age gate on the page, and countries allowed or refused.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AccessConfig {
-    /// Viewer URLs (`/hls/…`, and the page's stream URLs) need a path token: `/s/{expiry}/{token}/hls/{channel}/…`
-    /// with token = HMAC-SHA256(secret, "{expiry}/hls/{channel}/") in hex. The secret is `data_dir/access.secret`
-    /// (made 0600 on first start); a CDN edge holding it can verify the same token.
-    pub signed_urls: bool,
-    /// How long the URLs the page and `vvtvctl sign-url` make stay valid, by default.
-    pub default_ttl_seconds: u64,
-    /// The page asks viewers to confirm their age before playing (remembered in the browser).
-    pub age_gate: bool,
-    pub age_gate_text: String,
-    /// The request header the CDN puts the viewer's ISO 3166 country code in.
-    pub geo_header: String,
-    /// When not empty, only these countries may watch.
-    pub geo_allow: Vec<String>,
-    /// These countries may not watch.
-    pub geo_deny: Vec<String>,
-}
-
-impl Default for AccessConfig {
-    fn default() -> Self {
-        AccessConfig {
-            signed_urls: false,
-            default_ttl_seconds: 6 * 3600,
-            age_gate: false,
-            age_gate_text: "This channel is for viewers aged 18 and over.".into(),
-            geo_header: "CF-IPCountry".into(),
-            geo_allow: Vec::new(),
-            geo_deny: Vec::new(),
         }
     }
 }
@@ -414,156 +385,6 @@ impl Default for CuratorConfig {
             llm_cool_down_seconds: 60,
             llm: LlmConfig::default(),
             sources: Vec::new(),
-        }
-    }
-}
-
-/// The planner's rules. Each value is the default of a business-logic key an operator may change at run time: the
-/// key is the path under `[planner]` (`[planner.exploration] epsilon` is `exploration.epsilon`), except
-/// `planner.min_score` and `planner.auto_approve`, which keep their names.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct PlannerConfig {
-    /// Plans scoring at least this go to the factory without approval.
-    pub min_score: f64,
-    pub auto_approve: bool,
-    pub exploration: ExplorationConfig,
-    pub diversity: DiversityConfig,
-    pub quality: WeightConfig,
-    pub audience: WeightConfig,
-    pub freshness: WeightConfig,
-    pub llm: RerankConfig,
-    pub buffer: BufferConfig,
-    pub schedule: ScheduleConfig,
-    /// Deprecated (one release): `buffer.target_minutes`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub buffer_minutes: Option<u32>,
-    /// Deprecated (one release): `diversity.window_minutes` (the value is read as minutes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diversity_window: Option<u32>,
-    /// Deprecated (one release): `exploration.epsilon`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exploration_rate: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ExplorationConfig {
-    /// Share of picks drawn from the least aired assets instead of by weight (0..=1).
-    pub epsilon: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct DiversityConfig {
-    /// No asset twice within this many minutes.
-    pub window_minutes: u32,
-    /// At most this many items of one tag per hour (0: no cap).
-    pub max_same_tag: u32,
-    /// No two items of the same source or series within this many minutes.
-    pub separation_minutes: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct WeightConfig {
-    /// How much this part of an asset's score counts (0 switches it off; 0..=10).
-    pub weight: f64,
-}
-
-impl Default for WeightConfig {
-    fn default() -> Self {
-        WeightConfig { weight: 1.0 }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct RerankConfig {
-    /// Ask the curator's LLM to reorder the shortlist of each pick (falls back to the drawn order).
-    pub rerank: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct BufferConfig {
-    /// Minutes of programme kept scheduled ahead of the air.
-    pub target_minutes: u32,
-    /// Below this many minutes ahead the emergency loop starts and the curator is asked for urgent discovery.
-    pub emergency_minutes: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScheduleConfig {
-    /// Seed of the planner's draws: the same seed, library and history give the same schedule.
-    pub seed: u64,
-}
-
-impl Default for ExplorationConfig {
-    fn default() -> Self {
-        ExplorationConfig { epsilon: 0.1 }
-    }
-}
-
-impl Default for DiversityConfig {
-    fn default() -> Self {
-        DiversityConfig { window_minutes: 120, max_same_tag: 0, separation_minutes: 0 }
-    }
-}
-
-impl Default for BufferConfig {
-    fn default() -> Self {
-        BufferConfig { target_minutes: 30, emergency_minutes: 2 }
-    }
-}
-
-impl Default for PlannerConfig {
-    fn default() -> Self {
-        PlannerConfig {
-            min_score: 0.6,
-            auto_approve: true,
-            exploration: ExplorationConfig::default(),
-            diversity: DiversityConfig::default(),
-            quality: WeightConfig { weight: 1.0 },
-            audience: WeightConfig { weight: 1.0 },
-            freshness: WeightConfig { weight: 0.5 },
-            llm: RerankConfig::default(),
-            buffer: BufferConfig::default(),
-            schedule: ScheduleConfig::default(),
-            buffer_minutes: None,
-            diversity_window: None,
-            exploration_rate: None,
-        }
-    }
-}
-
-/// Viewer sessions counted from the player page's beacons (`POST /api/v1/playback`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AudienceConfig {
-    /// The page sends a heartbeat this often.
-    pub heartbeat_seconds: u64,
-    /// A session with no beacon for this long has ended (the page died or the network went away).
-    pub session_timeout_seconds: u64,
-    /// Sessions (and their per-airing watch time) are deleted this many days after their last beacon.
-    pub retention_days: u32,
-    /// Live sessions held at most; beyond it new sessions are refused (503) until some end.
-    pub max_sessions: u32,
-    /// Beacons one session may send at once, and how many a minute after that (token bucket); more get a 429.
-    pub session_burst: u32,
-    pub session_beacons_per_minute: u32,
-}
-
-impl Default for AudienceConfig {
-    fn default() -> Self {
-        AudienceConfig {
-            heartbeat_seconds: 10,
-            session_timeout_seconds: 30,
-            retention_days: 90,
-            max_sessions: 10_000,
-            session_burst: 10,
-            session_beacons_per_minute: 30,
         }
     }
 }
