@@ -12,6 +12,10 @@ use vvtv_api::{AiringKind, AssetId, SessionEnd, SessionId};
 
 /// A session ending closer than this to its airing's end did not leave *during* it: it left at the boundary.
 const LEFT_DURING_MARGIN_MS: i64 = 2000;
+/// A session starts in the airing of its earliest watched moment, if that is this close after its first playhead: a
+/// player that opens a channel at its very first segment may report a first frame a few milliseconds before the
+/// channel's first airing began (audio primed ahead of the video), in no airing at all.
+const START_SLACK_MS: i64 = 2000;
 /// Airings summarized by one report at most.
 const REPORT_AIRINGS: i64 = 5000;
 
@@ -153,6 +157,8 @@ struct WatchRow {
     last_ms: i64,
     watch_ms: i64,
     session_first_ms: i64,
+    /// The earliest moment of any of the session's watch rows.
+    session_earliest_ms: i64,
     session_last_ms: i64,
     ended: bool,
 }
@@ -161,7 +167,10 @@ struct WatchRow {
 fn summarize(a: &ReportAiring, rows: &[WatchRow], now_ms: i64) -> AiringAudience {
     let end = a.end_ms();
     let viewers = rows.len() as u64;
-    let starts = rows.iter().filter(|r| r.first_ms == r.session_first_ms).count() as u64;
+    let starts = rows
+        .iter()
+        .filter(|r| r.first_ms == r.session_earliest_ms && r.first_ms - r.session_first_ms <= START_SLACK_MS)
+        .count() as u64;
     let left = rows
         .iter()
         .filter(|r| {
@@ -391,6 +400,8 @@ impl Store {
         let oldest = airings.last().map_or(i64::MAX, |a| a.start_ms);
         let rows: Vec<WatchRow> = sqlx::query_as(
             "SELECT w.airing_id, w.first_ms, w.last_ms, w.watch_ms, s.first_playhead_ms AS session_first_ms,
+                 (SELECT MIN(e.first_ms) FROM audience_watch e WHERE e.session_id = w.session_id)
+                     AS session_earliest_ms,
                  s.last_playhead_ms AS session_last_ms, s.ended_ms IS NOT NULL AS ended
              FROM audience_watch w
              JOIN airings a ON a.id = w.airing_id

@@ -195,3 +195,27 @@ async fn sessions_round_trip_and_the_sweep_deletes_old_ones_with_their_watch_row
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audience_watch").fetch_one(&f.store.pool).await.unwrap();
     assert_eq!(rows, 1, "the swept session's watch rows went with it");
 }
+
+#[tokio::test]
+async fn a_viewer_whose_first_frame_is_just_before_the_first_airing_starts_there() {
+    let f = fixture().await;
+    let a = airing(&f, "Reef", Some(f.asset), 100, None).await;
+    let early = |ms: i64| t(100) - chrono::Duration::milliseconds(ms);
+    // Two sessions open the channel at its very first segment, their first frames 20 ms before it began; one more
+    // starts well inside the airing. A fourth session's first frame is 30 s before anything aired: no start anywhere.
+    for (id, before_ms) in [("edge1-aaaaaaaaaaaaa", 20), ("edge2-aaaaaaaaaaaaa", 20), ("late-aaaaaaaaaaaaaa", -5000)] {
+        let start = early(before_ms);
+        let mut s = session(id, 0, 0, None);
+        (s.first_playhead, s.last_playhead, s.started, s.last_beacon) = (start, t(110), start, t(110));
+        let spans = vec![WatchSpan { from: start, to: start }, WatchSpan { from: start, to: t(110) }];
+        f.store.audience_write(&[SessionWrite { session: s, spans }]).await.unwrap();
+    }
+    let mut s = session("gap-aaaaaaaaaaaaaaa", 70, 110, None);
+    s.first_playhead = t(70);
+    let spans = vec![span(70, 70), span(70, 110)];
+    f.store.audience_write(&[SessionWrite { session: s, spans }]).await.unwrap();
+
+    let report = f.store.audience_by_airing(None, t(-3600)).await.unwrap();
+    let r = report.iter().find(|r| r.airing_id == a).unwrap();
+    assert_eq!((r.starts, r.viewers, r.peak_viewers), (3, 4, 4), "{r:?}");
+}
