@@ -119,6 +119,65 @@ fn airing_at(airings: &[Airing], ms: i64) -> Option<(&Airing, Option<&Airing>, i
     Some((a, airings.get(i + 1), margin))
 }
 
+/// One player page in headless Chromium (`web/test/offline-check.mjs`), reporting what it shows every 500 ms.
+struct PageWatch {
+    node: std::process::Child,
+    stdin: std::cell::RefCell<Option<std::process::ChildStdin>>,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl PageWatch {
+    fn open(url: &str) -> PageWatch {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/offline-check.mjs");
+        let mut node = Command::new("node")
+            .arg(&script)
+            .args(["--url", url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node: {e}"));
+        let (tx, lines) = std::sync::mpsc::channel::<Value>();
+        let stdout = node.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let stdin = std::cell::RefCell::new(node.stdin.take());
+        PageWatch { node, stdin, lines }
+    }
+
+    /// Waits until the page shows `want`; returns that line.
+    fn expect(&self, what: &str, limit: Duration, want: &dyn Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("the page never showed {what}"));
+            if want(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// A viewer's tap on `selector`.
+    fn tap(&self, selector: &str) {
+        let mut stdin = self.stdin.borrow_mut();
+        let stdin = stdin.as_mut().expect("the page is still open");
+        writeln!(stdin, "click {selector}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes the page; its last line lists the page's errors and what it fetched from elsewhere.
+    fn finish(mut self) -> Value {
+        drop(self.stdin.borrow_mut().take());
+        let last = self.expect("the page's error report", Duration::from_secs(20), &|l| l["done"] == true);
+        let _ = self.node.wait();
+        last
+    }
+}
+
 fn run_page_check(d: &Daemon, out: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/page-check.mjs");
     let _ = std::fs::remove_dir_all(out);
@@ -333,34 +392,8 @@ fn the_page_says_when_it_shows_the_slate_or_is_offline_and_plays_again_after_a_r
     let mut d = Daemon::start(dir.path(), &cfg);
     wait_for_stream(&d);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/offline-check.mjs");
-    let mut node = Command::new("node")
-        .arg(&script)
-        .args(["--url", &d.url("/watch/main")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let (tx, lines) = std::sync::mpsc::channel::<Value>();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    // Waits until the page shows `want`; returns the line.
-    let expect = |what: &str, limit: Duration, want: &dyn Fn(&Value) -> bool| -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("the page never showed {what}"));
-            if want(&line) {
-                return line;
-            }
-        }
-    };
+    let page = PageWatch::open(&d.url("/watch/main"));
+    let expect = |what: &str, limit: Duration, want: &dyn Fn(&Value) -> bool| page.expect(what, limit, want);
     let slate = |l: &Value| l["badge"] == "Slate" && l["text"].as_str().unwrap_or("").contains("shows its slate");
     let playing = expect("the slate state", Duration::from_secs(30), &|l| l["ct"].as_f64() > Some(2.0) && slate(l));
     assert_eq!(playing["overlay"], true, "{playing}");
@@ -388,9 +421,7 @@ fn the_page_says_when_it_shows_the_slate_or_is_offline_and_plays_again_after_a_r
         store.audience_sessions(&ChannelId::from("main"), since).await.unwrap()
     });
     assert_eq!(sessions.len(), 1, "{sessions:?}");
-    drop(node.stdin.take());
-    let last = expect("the page's error report", Duration::from_secs(20), &|l| l["done"] == true);
-    let _ = node.wait();
+    let last = page.finish();
     assert_eq!(last["pageErrors"], Value::Array(vec![]), "{last}");
     assert_eq!(last["foreign"], Value::Array(vec![]), "{last}");
     drop(d);
@@ -417,33 +448,8 @@ fn behind_an_age_gate_the_page_plays_nothing_until_confirmed_then_plays_the_sign
         get(&d.url(&variant)).text().map(|t| t.matches(".ts").count() >= 3).unwrap_or(false)
     });
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/offline-check.mjs");
-    let mut node = Command::new("node")
-        .arg(&script)
-        .args(["--url", &d.url("/watch/main")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run node: {e}"));
-    let (tx, lines) = std::sync::mpsc::channel::<Value>();
-    let stdout = node.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let expect = |what: &str, limit: Duration, want: &dyn Fn(&Value) -> bool| -> Value {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("the page never showed {what}"));
-            if want(&line) {
-                return line;
-            }
-        }
-    };
+    let page = PageWatch::open(&d.url("/watch/main"));
+    let expect = |what: &str, limit: Duration, want: &dyn Fn(&Value) -> bool| page.expect(what, limit, want);
     // The gate, its text, and for five seconds behind it: no stream request, no picture.
     let shown = expect("the age gate", Duration::from_secs(20), &|l| l["gate"] == true);
     assert_eq!(shown["gateText"], gate, "{shown}");
@@ -456,17 +462,13 @@ fn behind_an_age_gate_the_page_plays_nothing_until_confirmed_then_plays_the_sign
     assert_eq!(held["streamRequests"], none, "{held}");
 
     // Confirmed: it plays, through signed URLs only, none refused.
-    let stdin = node.stdin.as_mut().unwrap();
-    writeln!(stdin, "click #age-ok").unwrap();
-    stdin.flush().unwrap();
+    page.tap("#age-ok");
     let playing = expect("playback after the confirmation", Duration::from_secs(30), &|l| l["ct"].as_f64() > Some(2.0));
     assert_eq!(playing["gate"], false, "{playing}");
     let requests = &playing["streamRequests"];
     assert!(requests["signed"].as_u64() >= Some(3), "{playing}");
     assert_eq!((requests["unsigned"].as_u64(), requests["refused"].as_u64()), (Some(0), Some(0)), "{playing}");
-    drop(node.stdin.take());
-    let last = expect("the page's error report", Duration::from_secs(20), &|l| l["done"] == true);
-    let _ = node.wait();
+    let last = page.finish();
     assert_eq!(last["pageErrors"], Value::Array(vec![]), "{last}");
     assert_eq!(last["foreign"], Value::Array(vec![]), "{last}");
 }

@@ -168,13 +168,11 @@ mod tests {
         let hf = small();
         // A pure red poster on a black card: where the poster should be is red, the margin beside it black.
         let poster = dir.path().join("poster.jpg");
-        let made = std::process::Command::new("gst-launch-1.0")
-            .args(["-q", "videotestsrc", "pattern=red", "num-buffers=1", "!", "video/x-raw,width=320,height=180"])
-            .args(["!", "jpegenc", "!", "filesink"])
-            .arg(format!("location={}", poster.display()))
-            .status()
-            .expect("gst-launch-1.0 runs");
-        assert!(made.success());
+        vvtv_testkit::media::render(
+            "videotestsrc pattern=red num-buffers=1 ! video/x-raw,width=320,height=180 ! jpegenc",
+            &poster,
+        )
+        .expect("a poster JPEG");
         let source = Source::TestCard {
             title: "Up next at 20:15: Forest at night".into(),
             pattern: TestPattern::Black,
