@@ -93,6 +93,17 @@ pub enum PickMask {
     TagCap { tag: String, count: u32 },
 }
 
+impl PickMask {
+    /// The business-logic key of the rule that masks.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            PickMask::Window { .. } => "diversity.window_minutes",
+            PickMask::Separation { .. } => "diversity.separation_minutes",
+            PickMask::TagCap { .. } => "diversity.max_same_tag",
+        }
+    }
+}
+
 /// How a pick was drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

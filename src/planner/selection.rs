@@ -92,95 +92,12 @@ pub struct Situation<'a> {
     pub recent: &'a [Recent],
 }
 
-/// The parts of a candidate's score (each 0..=1) and its log-weight.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Breakdown {
-    pub quality: f64,
-    pub audience: f64,
-    pub freshness: f64,
-    pub daypart: f64,
-    pub novelty: f64,
-    /// `ln w`: the weighted sum of the parts.
-    pub log_weight: f64,
-}
-
-/// Why a candidate may not air in this slot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "rule", rename_all = "snake_case")]
-pub enum Mask {
-    /// It aired (or is planned) within `diversity.window_minutes`.
-    Window { minutes_ago: i64 },
-    /// An item of the same source or series within `diversity.separation_minutes`.
-    Separation { with: String, minutes_ago: i64 },
-    /// `diversity.max_same_tag` items of this tag within the last hour.
-    TagCap { tag: String, count: u32 },
-}
-
-impl Mask {
-    /// The business-logic key of the rule that masks.
-    pub fn rule(&self) -> &'static str {
-        match self {
-            Mask::Window { .. } => "diversity.window_minutes",
-            Mask::Separation { .. } => "diversity.separation_minutes",
-            Mask::TagCap { .. } => "diversity.max_same_tag",
-        }
-    }
-}
-
-/// How the pick was drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Draw {
-    /// Gumbel-top-k over the weights.
-    Weighted,
-    /// ε-exploration: among the least aired.
-    Exploration,
-}
-
-/// One scored candidate as the explanation shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scored {
-    pub asset: AssetId,
-    pub title: String,
-    pub breakdown: Breakdown,
-    /// None when masked.
-    pub key: Option<f64>,
-    pub masks: Vec<Mask>,
-}
-
-/// The pick and everything needed to explain it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Pick {
-    pub asset: AssetId,
-    pub title: String,
-    pub draw: Draw,
-    pub breakdown: Breakdown,
-    /// The best keys, best first (the pick first unless exploration chose another).
-    pub shortlist: Vec<Scored>,
-    /// Candidates, and how many the rules masked.
-    pub candidates: usize,
-    pub masked: usize,
-    /// Rules set aside because they left nothing to air (the station never goes off the air for a rule).
-    pub relaxed: Vec<String>,
-    /// One line for humans.
-    pub reason: String,
-    /// What the LLM rerank did with the shortlist (None when `llm.rerank` is off or the draw was exploration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rerank: Option<Rerank>,
-}
-
-/// The LLM rerank of a pick's shortlist: which of it the model put first, or why the sampled order stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Rerank {
-    /// `llm:<model>` when the model answered.
-    pub by: Option<String>,
-    /// The shortlist position the pick came from (0: the sampled pick stands).
-    pub chose: usize,
-    /// The model's one-line reason.
-    pub reason: String,
-    /// Why the sampled order stands (the LLM is down, its breaker is open, it answered nonsense, …).
-    pub fallback_because: Option<String>,
-}
+// The explanation of a pick is the control API's type (`GET /api/v1/schedule/{id}`, `vvtvctl why` read it as
+// stored): one definition, named here as the planner speaks of it.
+pub use vvtv_api::epg::{
+    PickDraw as Draw, PickExplanation as Pick, PickMask as Mask, PickRerank as Rerank, ScoreBreakdown as Breakdown,
+    ShortlistEntry as Scored,
+};
 
 /// The pick after the rerank: the shortlist entry the model chose (when it is one that may air), else the sampled
 /// pick with the reason it stands.
