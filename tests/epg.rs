@@ -4,12 +4,12 @@
 //! boundaries, an emergency and a kill -9 + restart.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vvtv::config::Config;
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::{self, Source, TestPattern};
 use vvtv::store::{Airing, AssetKind, ChannelId, NewAsset, NewRendition, Store};
-use vvtv_testkit::daemon::{write_config, Daemon, SMALL_LADDER};
+use vvtv_testkit::daemon::{wait_for, write_config, Daemon, SMALL_LADDER};
 use vvtv_testkit::llm::{LlmServer, Mode};
 use vvtv_testkit::xmltv::{self, Guide};
 
@@ -79,17 +79,6 @@ fn seed_library(config_path: &Path) {
 
 fn get(url: &str) -> reqwest::blocking::Response {
     reqwest::blocking::get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn now_ms() -> i64 {

@@ -16,7 +16,7 @@ use vvtv::config::Config;
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::{Source, TestPattern};
 use vvtv::store::{Airing, AssetKind, ChannelId, SessionEnd, Store};
-use vvtv_testkit::daemon::{write_config, Daemon, SMALL_LADDER};
+use vvtv_testkit::daemon::{wait_for, write_config, Daemon, SMALL_LADDER};
 
 /// Short items, so a 26 s watch crosses several boundaries.
 const CLIPS: [(&str, TestPattern, f64, f64); 4] = [
@@ -74,17 +74,6 @@ fn wait_for_stream(d: &Daemon) {
                 .unwrap_or(false)
         })
     });
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn get(url: &str) -> reqwest::blocking::Response {

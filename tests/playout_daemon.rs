@@ -4,12 +4,12 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vvtv::config::Config;
 use vvtv::media::house_format::HouseFormat;
 use vvtv::media::transcode::{Source, TestPattern};
 use vvtv::store::{AssetKind, Store};
-use vvtv_testkit::daemon::{discontinuities, listed_segments, write_config, Daemon, SMALL_LADDER};
+use vvtv_testkit::daemon::{discontinuities, listed_segments, wait_for, write_config, Daemon, SMALL_LADDER};
 
 fn config_extra() -> String {
     format!("{SMALL_LADDER}\n[broadcaster]\nplaylist_segments = 5\nsegment_grace_seconds = 30\n\n[[channels]]\nid = \"main\"\nname = \"Test\"\ndemo_clips = false\n")
@@ -94,17 +94,6 @@ fn segment_level(url: &str, dir: &Path) -> u32 {
         .find(|t| !t.is_empty())
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("no level in {text:?}"))
-}
-
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn get(url: &str) -> reqwest::blocking::Response {

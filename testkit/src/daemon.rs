@@ -189,6 +189,18 @@ impl Drop for Daemon {
     }
 }
 
+/// Polls `f` every 250 ms until it holds; panics naming `what` after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// The media sequence number in a segment file name (`seg00000042.ts` → 42), if it is one.
 pub fn segment_sequence(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("seg")?.strip_suffix(".ts")?;
