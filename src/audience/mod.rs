@@ -216,13 +216,15 @@ impl Audience {
 
     fn publish(&self) {
         let now = self.sessions.viewers(&self.channels);
-        for (channel, viewers) in &now {
-            self.metrics.set_viewers(channel, *viewers);
-        }
         self.viewers.send_if_modified(|v| {
-            let changed = *v != now;
+            if *v == now {
+                return false;
+            }
+            for (channel, viewers) in &now {
+                self.metrics.set_viewers(channel, *viewers);
+            }
             *v = now;
-            changed
+            true
         });
     }
 

@@ -151,17 +151,15 @@ impl Planner {
         let end = reanchor(store, &channel.id, now).await?;
         let ahead = (end - now).to_std().unwrap_or_default();
         let airable = store.airable_assets(&channel.id).await?;
-        let mut library = library::candidates(&channel.config, &airable, &HashMap::new());
-        self.watch_buffer(channel, rules, ahead, library.len()).await;
+        let own = airable.iter().filter(|a| library::in_library(&channel.config, &a.asset)).count();
+        self.watch_buffer(channel, rules, ahead, own).await;
         if ahead >= rules.buffer_target() {
             return Ok(0);
         }
         // The audience is read only when there is something to plan: the query spans weeks of sessions.
         let watched = store.audience_by_asset(Some(&channel.id), now - AUDIENCE_LOOKBACK).await?;
         let audience = library::audience_figures(&watched, &airable);
-        if !audience.is_empty() {
-            library = library::candidates(&channel.config, &airable, &audience);
-        }
+        let mut library = library::candidates(&channel.config, &airable, &audience);
         // Nothing of the channel's own to air: the emergency loop airs the emergency pool rather than the slate.
         let mut emergency_loop = false;
         if library.is_empty() {
