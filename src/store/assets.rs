@@ -150,10 +150,11 @@ fn assets(rows: Vec<AssetRow>) -> Vec<Asset> {
 impl Store {
     /// Records an asset and its renditions in one transaction.
     pub async fn insert_asset(&self, a: &NewAsset) -> Result<AssetId> {
-        let mut tx = self.pool.begin().await?;
-        let keyframes: Vec<i64> = a.keyframes.iter().copied().map(codec::ms).collect();
-        let first_dts_ns = a.b_frame_delay.map(|d| -(d.as_nanos().min(i64::MAX as u128) as i64));
-        let id: AssetId = sqlx::query_scalar(
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let keyframes: Vec<i64> = a.keyframes.iter().copied().map(codec::ms).collect();
+            let first_dts_ns = a.b_frame_delay.map(|d| -(d.as_nanos().min(i64::MAX as u128) as i64));
+            let id: AssetId = sqlx::query_scalar(
             "INSERT INTO assets (sha256, title, source, kind, emergency, dir, duration_ms, first_dts_ns, keyframes_ms,
                  loudness_in_lufs, loudness_out_lufs, lra_lu, true_peak_dbtp, vmaf_mean, vmaf_min, vmaf_p5,
                  source_facts, tags, created_ms, description, source_name, language, rating, series, curator_score)
@@ -187,135 +188,148 @@ impl Store {
         .bind(a.curator_score)
         .fetch_one(&mut *tx)
         .await?;
-        for r in &a.renditions {
-            sqlx::query(
-                "INSERT INTO renditions (asset_id, rung, path, width, height, video_kbps, size_bytes)
+            for r in &a.renditions {
+                sqlx::query(
+                    "INSERT INTO renditions (asset_id, rung, path, width, height, video_kbps, size_bytes)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(id)
-            .bind(&r.rung)
-            .bind(r.path.to_string_lossy())
-            .bind(r.width)
-            .bind(r.height)
-            .bind(r.video_kbps)
-            .bind(i64::try_from(r.size_bytes).unwrap_or(i64::MAX))
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(id)
+                )
+                .bind(id)
+                .bind(&r.rung)
+                .bind(r.path.to_string_lossy())
+                .bind(i64::from(r.width))
+                .bind(i64::from(r.height))
+                .bind(i64::from(r.video_kbps))
+                .bind(i64::try_from(r.size_bytes).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     pub async fn asset(&self, id: AssetId) -> Result<Asset> {
-        sqlx::query_as::<_, AssetRow>("SELECT * FROM assets WHERE id = $1")
+        on_pool!(self, |pool| sqlx::query_as::<_, AssetRow>("SELECT * FROM assets WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Asset::from)
-            .ok_or_else(|| StoreError::NotFound(format!("asset {id}")))
+            .fetch_optional(pool)
+            .await)?
+        .map(Asset::from)
+        .ok_or_else(|| StoreError::NotFound(format!("asset {id}")))
     }
 
     /// An asset's renditions, highest first.
     pub async fn renditions(&self, id: AssetId) -> Result<Vec<Rendition>> {
         let rows: Vec<RenditionRow> =
-            sqlx::query_as("SELECT * FROM renditions WHERE asset_id = $1 ORDER BY height DESC")
+            on_pool!(self, |pool| sqlx::query_as("SELECT * FROM renditions WHERE asset_id = $1 ORDER BY height DESC")
                 .bind(id)
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await)?;
         Ok(rows.into_iter().map(Rendition::from).collect())
     }
 
     /// Assets of a kind with the given status, newest first.
     pub async fn assets(&self, kind: Option<AssetKind>, status: Option<AssetStatus>, limit: i64) -> Result<Vec<Asset>> {
-        Ok(assets(
-            sqlx::query_as(
-                "SELECT * FROM assets WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR status = $2)
+        Ok(assets(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM assets WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR status = $2)
                  ORDER BY id DESC LIMIT $3",
-            )
-            .bind(kind)
-            .bind(status)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
-        ))
+        )
+        .bind(kind)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?))
     }
 
     pub async fn emergency_assets(&self) -> Result<Vec<Asset>> {
-        Ok(assets(
-            sqlx::query_as("SELECT * FROM assets WHERE status = 'ready' AND emergency = 1 ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?,
-        ))
+        Ok(assets(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM assets WHERE status = 'ready' AND emergency = TRUE ORDER BY id"
+        )
+        .fetch_all(pool)
+        .await)?))
     }
 
     /// Takes an asset off the air for good (it failed to demux, its files are gone, …). Its schedule rows are
     /// skipped by the broadcasters as they reach them.
     pub async fn mark_asset_bad(&self, id: AssetId, reason: &str) -> Result<()> {
-        sqlx::query("UPDATE assets SET status = 'bad', bad_reason = $1, emergency = 0 WHERE id = $2")
-            .bind(reason)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE assets SET status = 'bad', bad_reason = $1, emergency = FALSE WHERE id = $2"
+        )
+        .bind(reason)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_asset_emergency(&self, id: AssetId, emergency: bool) -> Result<()> {
-        sqlx::query("UPDATE assets SET emergency = $1 WHERE id = $2")
+        on_pool!(self, |pool| sqlx::query("UPDATE assets SET emergency = $1 WHERE id = $2")
             .bind(emergency)
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The asset made from these source bytes, if any (whatever its status).
     pub async fn asset_by_sha256(&self, sha256: &str) -> Result<Option<Asset>> {
-        Ok(sqlx::query_as::<_, AssetRow>("SELECT * FROM assets WHERE sha256 = $1")
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, AssetRow>("SELECT * FROM assets WHERE sha256 = $1")
             .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Asset::from))
+            .fetch_optional(pool)
+            .await)?
+        .map(Asset::from))
     }
 
     /// Lets the same content be ingested again after its asset was evicted or found bad.
     pub async fn forget_asset_source(&self, id: AssetId) -> Result<()> {
-        sqlx::query("UPDATE assets SET sha256 = NULL WHERE id = $1").bind(id).execute(&self.pool).await?;
+        on_pool!(self, |pool| sqlx::query("UPDATE assets SET sha256 = NULL WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Bytes of every rendition of assets still on disk (ready or bad, not evicted), slates included.
     pub async fn assets_bytes(&self) -> Result<u64> {
-        let bytes: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(r.size_bytes), 0) FROM renditions r JOIN assets a ON a.id = r.asset_id
+        let bytes: i64 =
+            on_pool!(self, |pool| {
+                sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(r.size_bytes), 0) AS BIGINT) FROM renditions r JOIN assets a ON a.id = r.asset_id
              WHERE a.status != 'evicted'",
         )
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await
+            })?;
         Ok(bytes.max(0) as u64)
     }
 
     /// Programmes and demo clips that may be evicted to free space: not scheduled or on air anywhere, least recently
     /// aired first (never aired counts from when it was made), with their size in bytes.
     pub async fn eviction_candidates(&self, limit: i64) -> Result<Vec<(Asset, u64)>> {
-        let rows: Vec<EvictionRow> = sqlx::query_as(
-            "SELECT a.*, (SELECT COALESCE(SUM(size_bytes), 0) FROM renditions r WHERE r.asset_id = a.id) AS bytes
+        let rows: Vec<EvictionRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT a.*, (SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM renditions r WHERE r.asset_id = a.id) AS bytes
              FROM assets a
              WHERE a.status != 'evicted' AND a.kind IN ('programme', 'demo')
                AND NOT EXISTS (SELECT 1 FROM schedule s WHERE s.asset_id = a.id AND s.status IN ('scheduled', 'airing'))
              ORDER BY COALESCE(a.last_aired_ms, a.created_ms), a.id LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await
+        })?;
         Ok(rows.into_iter().map(|r| (Asset::from(r.asset), r.bytes.max(0) as u64)).collect())
     }
 
     /// Records that an asset's files were deleted to free space.
     pub async fn mark_asset_evicted(&self, id: AssetId) -> Result<()> {
-        sqlx::query("UPDATE assets SET status = 'evicted', emergency = 0 WHERE id = $1")
+        on_pool!(self, |pool| sqlx::query("UPDATE assets SET status = 'evicted', emergency = FALSE WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }
@@ -346,13 +360,13 @@ impl Store {
     /// Every ready programme and demo clip, with its airings on `channel` (the channel's library is chosen from these
     /// by its config).
     pub async fn airable_assets(&self, channel: &ChannelId) -> Result<Vec<Airable>> {
-        let rows: Vec<AirableRow> = sqlx::query_as(
+        let rows: Vec<AirableRow> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT a.*, (SELECT COUNT(*) FROM airings r WHERE r.asset_id = a.id AND r.channel_id = $1) AS aired
              FROM assets a WHERE a.status = 'ready' AND a.kind IN ('programme', 'demo') ORDER BY a.id",
         )
         .bind(channel)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|r| Airable { asset: Asset::from(r.asset), aired: r.aired.clamp(0, u32::MAX as i64) as u32 })

@@ -268,13 +268,14 @@ const SESSION_SELECT: &str = "SELECT id, channel_id, started_ms, last_beacon_ms,
 impl Store {
     /// Writes sessions and splits what they watched over the airings of their channel, in one transaction.
     pub async fn audience_write(&self, writes: &[SessionWrite]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for w in writes {
-            let s = &w.session;
-            let t = &s.totals;
-            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            sqlx::query(
-                "INSERT INTO audience_sessions (id, channel_id, started_ms, last_beacon_ms, first_playhead_ms,
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for w in writes {
+                let s = &w.session;
+                let t = &s.totals;
+                let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                sqlx::query(
+                    "INSERT INTO audience_sessions (id, channel_id, started_ms, last_beacon_ms, first_playhead_ms,
                      last_playhead_ms, ended_ms, end_reason, beacons, watch_ms, startup_ms, stalls, stall_ms,
                      bitrate_switches, last_bitrate, errors)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
@@ -284,31 +285,31 @@ impl Store {
                      startup_ms = excluded.startup_ms, stalls = excluded.stalls, stall_ms = excluded.stall_ms,
                      bitrate_switches = excluded.bitrate_switches, last_bitrate = excluded.last_bitrate,
                      errors = excluded.errors",
-            )
-            .bind(&s.id)
-            .bind(&s.channel)
-            .bind(codec::time_ms(s.started))
-            .bind(codec::time_ms(s.last_beacon))
-            .bind(codec::time_ms(s.first_playhead))
-            .bind(codec::time_ms(s.last_playhead))
-            .bind(s.ended.map(|(t, _)| codec::time_ms(t)))
-            .bind(s.ended.map(|(_, why)| why))
-            .bind(n(t.beacons))
-            .bind(codec::ms(t.watch))
-            .bind(codec::opt_ms(t.startup))
-            .bind(n(t.stalls))
-            .bind(codec::ms(t.stall))
-            .bind(n(t.bitrate_switches))
-            .bind(t.last_bitrate.map(n))
-            .bind(n(t.errors))
-            .execute(&mut *tx)
-            .await?;
-            if w.spans.is_empty() {
-                continue;
-            }
-            let from = w.spans.iter().map(|s| codec::time_ms(s.from)).min().unwrap_or_default();
-            let to = w.spans.iter().map(|s| codec::time_ms(s.to)).max().unwrap_or_default();
-            let mut airings: Vec<AiringSpan> = sqlx::query_as::<_, (AiringId, i64, Option<i64>, Option<i64>)>(
+                )
+                .bind(&s.id)
+                .bind(&s.channel)
+                .bind(codec::time_ms(s.started))
+                .bind(codec::time_ms(s.last_beacon))
+                .bind(codec::time_ms(s.first_playhead))
+                .bind(codec::time_ms(s.last_playhead))
+                .bind(s.ended.map(|(t, _)| codec::time_ms(t)))
+                .bind(s.ended.map(|(_, why)| why))
+                .bind(n(t.beacons))
+                .bind(codec::ms(t.watch))
+                .bind(codec::opt_ms(t.startup))
+                .bind(n(t.stalls))
+                .bind(codec::ms(t.stall))
+                .bind(n(t.bitrate_switches))
+                .bind(t.last_bitrate.map(n))
+                .bind(n(t.errors))
+                .execute(&mut *tx)
+                .await?;
+                if w.spans.is_empty() {
+                    continue;
+                }
+                let from = w.spans.iter().map(|s| codec::time_ms(s.from)).min().unwrap_or_default();
+                let to = w.spans.iter().map(|s| codec::time_ms(s.to)).max().unwrap_or_default();
+                let mut airings: Vec<AiringSpan> = sqlx::query_as::<_, (AiringId, i64, Option<i64>, Option<i64>)>(
                 "SELECT a.id, a.start_ms, a.end_ms, CASE WHEN a.end_ms IS NULL THEN
                      (SELECT MIN(b.start_ms) FROM airings b WHERE b.channel_id = a.channel_id AND b.start_ms > a.start_ms)
                      END
@@ -322,61 +323,72 @@ impl Store {
             .into_iter()
             .map(|(id, start_ms, end_ms, next)| AiringSpan { id, start_ms, end_ms: end_ms.or(next) })
             .collect();
-            airings.sort_by_key(|a| a.start_ms);
-            for span in &w.spans {
-                for (airing, first, last, watched) in split_span(*span, &airings) {
-                    sqlx::query(
-                        "INSERT INTO audience_watch (session_id, airing_id, first_ms, last_ms, watch_ms)
+                airings.sort_by_key(|a| a.start_ms);
+                for span in &w.spans {
+                    for (airing, first, last, watched) in split_span(*span, &airings) {
+                        sqlx::query(
+                            "INSERT INTO audience_watch (session_id, airing_id, first_ms, last_ms, watch_ms)
                          VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT(session_id, airing_id) DO UPDATE SET first_ms = MIN(first_ms, excluded.first_ms),
-                             last_ms = MAX(last_ms, excluded.last_ms), watch_ms = watch_ms + excluded.watch_ms",
-                    )
-                    .bind(&s.id)
-                    .bind(airing)
-                    .bind(first)
-                    .bind(last)
-                    .bind(watched)
-                    .execute(&mut *tx)
-                    .await?;
+                         ON CONFLICT(session_id, airing_id) DO UPDATE SET
+                             first_ms = CASE WHEN excluded.first_ms < audience_watch.first_ms
+                                 THEN excluded.first_ms ELSE audience_watch.first_ms END,
+                             last_ms = CASE WHEN excluded.last_ms > audience_watch.last_ms
+                                 THEN excluded.last_ms ELSE audience_watch.last_ms END,
+                             watch_ms = audience_watch.watch_ms + excluded.watch_ms",
+                        )
+                        .bind(&s.id)
+                        .bind(airing)
+                        .bind(first)
+                        .bind(last)
+                        .bind(watched)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
-        }
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub async fn audience_session(&self, id: &SessionId) -> Result<Option<SessionRecord>> {
         let row: Option<SessionRow> =
-            sqlx::query_as(&format!("{SESSION_SELECT} WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
+            on_pool!(self, |pool| sqlx::query_as(&format!("{SESSION_SELECT} WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await)?;
         Ok(row.map(SessionRecord::from))
     }
 
     /// Sessions not ended (live at the last stop, or at a crash).
     pub async fn audience_open_sessions(&self) -> Result<Vec<SessionRecord>> {
         let rows: Vec<SessionRow> =
-            sqlx::query_as(&format!("{SESSION_SELECT} WHERE ended_ms IS NULL")).fetch_all(&self.pool).await?;
+            on_pool!(self, |pool| sqlx::query_as(&format!("{SESSION_SELECT} WHERE ended_ms IS NULL"))
+                .fetch_all(pool)
+                .await)?;
         Ok(rows.into_iter().map(SessionRecord::from).collect())
     }
 
     /// Sessions of a channel that began at or after `since`, oldest first.
     pub async fn audience_sessions(&self, channel: &ChannelId, since: DateTime<Utc>) -> Result<Vec<SessionRecord>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(&format!(
+        let rows: Vec<SessionRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
             "{SESSION_SELECT} WHERE channel_id = $1 AND started_ms >= $2 ORDER BY started_ms, id"
         ))
         .bind(channel)
         .bind(codec::time_ms(since))
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows.into_iter().map(SessionRecord::from).collect())
     }
 
     /// Deletes sessions (and their watch rows) whose last beacon is older than `before`; returns how many.
     pub async fn audience_sweep(&self, before: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM audience_sessions WHERE last_beacon_ms < $1")
+        let done = on_pool!(self, |pool| sqlx::query("DELETE FROM audience_sessions WHERE last_beacon_ms < $1")
             .bind(codec::time_ms(before))
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done)
     }
 
     /// The audience of every airing that began at or after `since` (on one channel or all), newest first.
@@ -385,7 +397,7 @@ impl Store {
         channel: Option<&ChannelId>,
         since: DateTime<Utc>,
     ) -> Result<Vec<AiringAudience>> {
-        let airings: Vec<ReportAiring> = sqlx::query_as(
+        let airings: Vec<ReportAiring> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT a.id, a.channel_id, a.asset_id, a.kind, a.title, a.start_ms, a.end_ms,
                  (SELECT MIN(b.start_ms) FROM airings b WHERE b.channel_id = a.channel_id AND b.start_ms > a.start_ms)
                      AS next_start_ms
@@ -395,10 +407,10 @@ impl Store {
         .bind(codec::time_ms(since))
         .bind(channel)
         .bind(REPORT_AIRINGS)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let oldest = airings.last().map_or(i64::MAX, |a| a.start_ms);
-        let rows: Vec<WatchRow> = sqlx::query_as(
+        let rows: Vec<WatchRow> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT w.airing_id, w.first_ms, w.last_ms, w.watch_ms, s.first_playhead_ms AS session_first_ms,
                  (SELECT MIN(e.first_ms) FROM audience_watch e WHERE e.session_id = w.session_id)
                      AS session_earliest_ms,
@@ -410,8 +422,8 @@ impl Store {
         )
         .bind(oldest)
         .bind(channel)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         let mut by_airing: BTreeMap<AiringId, Vec<WatchRow>> = BTreeMap::new();
         for r in rows {
             by_airing.entry(r.airing_id).or_default().push(r);

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub enum StoreError {
     #[error("database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
+    #[error("storage.database_url {url}: {reason}")]
+    Url { url: String, reason: String },
     #[error("database {path}: migration failed: {source}")]
     Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
     /// A database this version cannot read as it is (opened read-only, so it is not migrated).

@@ -46,7 +46,7 @@ impl Store {
             kind = kind.as_str(),
             "{message}"
         );
-        let result = sqlx::query(
+        let result = on_pool!(self, |pool| sqlx::query(
             "INSERT INTO events (at_ms, actor, channel_id, kind, message, data) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(now_ms())
@@ -55,8 +55,9 @@ impl Store {
         .bind(kind)
         .bind(message)
         .bind(data.to_string())
-        .execute(&self.pool)
-        .await;
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()));
         if let Err(e) = result {
             tracing::error!("could not record event {kind}: {e}");
         }
@@ -65,7 +66,10 @@ impl Store {
     /// The newest `limit` events, newest first.
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<Event>> {
         let rows: Vec<EventRow> =
-            sqlx::query_as("SELECT * FROM events ORDER BY id DESC LIMIT $1").bind(limit).fetch_all(&self.pool).await?;
+            on_pool!(self, |pool| sqlx::query_as("SELECT * FROM events ORDER BY id DESC LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await)?;
         Ok(rows.into_iter().filter_map(EventRow::into_event).collect())
     }
 }

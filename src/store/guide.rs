@@ -74,7 +74,9 @@ impl Store {
             offset_ms: i64,
             filler: Option<bool>,
         }
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> =
+            on_pool!(self, |pool| {
+                sqlx::query_as(
             "SELECT r.id, r.channel_id, r.asset_id, r.schedule_id, r.kind, r.title, r.start_ms, r.end_ms, r.offset_ms,
                  s.filler
              FROM airings r LEFT JOIN schedule s ON s.id = r.schedule_id
@@ -84,8 +86,9 @@ impl Store {
         .bind(channel)
         .bind(codec::time_ms(to))
         .bind(codec::time_ms(from))
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await
+            })?;
         Ok(rows
             .into_iter()
             .map(|r| GuideAiring {
@@ -115,11 +118,14 @@ impl Store {
                 "SELECT a.id, a.title, a.kind, a.description, a.tags, a.duration_ms, y.text AS synopsis
                  FROM assets a LEFT JOIN synopses y ON y.asset_id = a.id WHERE a.id IN ({marks})"
             );
-            let mut query = sqlx::query_as::<_, GuideAssetRow>(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(&self.pool).await? {
+            let rows: Vec<GuideAssetRow> = on_pool!(self, |pool| {
+                let mut query = sqlx::query_as(&sql);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await
+            })?;
+            for row in rows {
                 out.insert(row.id, GuideAsset::from(row));
             }
         }
@@ -129,24 +135,25 @@ impl Store {
     /// The length of the newest generated clip (slate, emergency card) with this title: slate airings carry no
     /// asset id, only the clip's title.
     pub async fn clip_length(&self, title: &str) -> Result<Option<Duration>> {
-        let ms: Option<i64> =
-            sqlx::query_scalar("SELECT duration_ms FROM assets WHERE kind = 'slate' AND title = $1 ORDER BY id DESC")
-                .bind(title)
-                .fetch_optional(&self.pool)
-                .await?;
+        let ms: Option<i64> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT duration_ms FROM assets WHERE kind = 'slate' AND title = $1 ORDER BY id DESC"
+        )
+        .bind(title)
+        .fetch_optional(pool)
+        .await)?;
         Ok(ms.map(codec::duration))
     }
 
     pub async fn synopsis(&self, asset: AssetId) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT text FROM synopses WHERE asset_id = $1")
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT text FROM synopses WHERE asset_id = $1")
             .bind(asset)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// Keeps an asset's synopsis (the first one written stays: it is asked once).
     pub async fn set_synopsis(&self, asset: AssetId, text: &str, model: &str) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |pool| sqlx::query(
             "INSERT INTO synopses (asset_id, text, model, created_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT(asset_id) DO NOTHING",
         )
@@ -154,8 +161,9 @@ impl Store {
         .bind(text)
         .bind(model)
         .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

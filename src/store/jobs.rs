@@ -1,7 +1,10 @@
 //! The `jobs` table: ingest work for the factory, from plans, the CLI, the API, the inbox and the demo generator.
 
 use super::codec::{self, now_ms};
-use super::{AssetId, JobId, PlanId, Result, Store, StoreError};
+use super::{AssetId, Backend, JobId, PlanId, Pool, Result, Store, StoreError};
+
+/// The PostgreSQL notification channel a new job is announced on.
+pub const JOBS_CHANNEL: &str = "vvtv_jobs";
 use chrono::{DateTime, Utc};
 use vvtv_api::{Job, JobInput, JobOrigin, JobStatus};
 
@@ -69,9 +72,10 @@ fn jobs(rows: Vec<JobRow>) -> Result<Vec<Job>> {
 }
 
 impl Store {
+    /// Queues a job and wakes the workers of every node.
     pub async fn insert_job(&self, j: &NewJob) -> Result<JobId> {
         let now = now_ms();
-        Ok(sqlx::query_scalar(
+        let id = on_pool!(self, |pool| sqlx::query_scalar(
             "INSERT INTO jobs (plan_id, input, origin, title, priority, webhook_url, created_ms, updated_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -83,95 +87,129 @@ impl Store {
         .bind(&j.webhook_url)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool)
+        .await)?;
+        self.notify_jobs().await?;
+        Ok(id)
     }
 
     pub async fn job(&self, id: JobId) -> Result<Job> {
-        job(sqlx::query_as("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)?
-            .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+        job(on_pool!(self, |pool| sqlx::query_as("SELECT * FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await)?)?
+        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
     }
 
     /// Jobs, optionally of one status, newest first, `per_page` at a time.
     pub async fn jobs(&self, status: Option<JobStatus>, page: i64, per_page: i64) -> Result<Vec<Job>> {
-        jobs(
-            sqlx::query_as("SELECT * FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2 OFFSET $3")
-                .bind(status)
-                .bind(per_page)
-                .bind(page.max(0) * per_page)
-                .fetch_all(&self.pool)
-                .await?,
+        jobs(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM jobs WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2 OFFSET $3"
         )
+        .bind(status)
+        .bind(per_page)
+        .bind(page.max(0) * per_page)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Count of jobs per status, for the status view.
     pub async fn job_counts(&self) -> Result<Vec<(JobStatus, i64)>> {
-        Ok(sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+            .fetch_all(pool)
+            .await)?)
     }
 
-    /// Takes the next runnable job (highest priority, then oldest; retries only once their back-off is over) and
-    /// moves it to `first` in the same statement, so two workers can never claim the same job.
+    /// Takes the next runnable job (highest priority, then oldest; retries only once their back-off is over) for
+    /// this store's node and moves it to `first` in the same statement, so two workers can never claim the same
+    /// job: on SQLite the single writer serializes claims, on PostgreSQL `FOR UPDATE SKIP LOCKED` makes each worker
+    /// skip rows another is claiming (without it both would read the same row and one update would win twice).
     pub async fn claim_job(&self, first: JobStatus) -> Result<Option<Job>> {
-        job(sqlx::query_as(
-            "UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2
+        let lock = match self.backend() {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = $1, node = $3, heartbeat_ms = $2, progress = 0, speed = NULL, updated_ms = $2
              WHERE id = (SELECT id FROM jobs WHERE status = 'queued' AND (next_attempt_ms IS NULL OR next_attempt_ms <= $2)
-                         ORDER BY priority DESC, id LIMIT 1)
-             RETURNING *",
-        )
-        .bind(first)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?)
+                         ORDER BY priority DESC, id LIMIT 1 {lock})
+             RETURNING *"
+        );
+        job(on_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(first)
+            .bind(now_ms())
+            .bind(self.node())
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Wakes idle workers on every node (PostgreSQL `NOTIFY` on [`JOBS_CHANNEL`]; on SQLite the one process wakes
+    /// its own factory).
+    pub async fn notify_jobs(&self) -> Result<()> {
+        if let Pool::Postgres(pool) = &self.pool {
+            sqlx::query("SELECT pg_notify($1, '')").bind(JOBS_CHANNEL).execute(pool).await?;
+        }
+        Ok(())
     }
 
     /// Moves a job to another working stage.
     pub async fn set_job_stage(&self, id: JobId, status: JobStatus) -> Result<()> {
-        sqlx::query("UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2 WHERE id = $3")
-            .bind(status)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2, heartbeat_ms = $2 WHERE id = $3"
+        )
+        .bind(status)
+        .bind(now_ms())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_job_progress(&self, id: JobId, progress: f64, speed: Option<f64>) -> Result<()> {
-        sqlx::query("UPDATE jobs SET progress = $1, speed = $2, updated_ms = $3 WHERE id = $4")
-            .bind(progress.clamp(0.0, 1.0))
-            .bind(speed)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE jobs SET progress = $1, speed = $2, updated_ms = $3, heartbeat_ms = $3 WHERE id = $4"
+        )
+        .bind(progress.clamp(0.0, 1.0))
+        .bind(speed)
+        .bind(now_ms())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
-    /// Ends a job: `ready` (with its asset), `rejected` or `failed` (with the reason).
+    /// Ends a job: `ready` (with its asset), `rejected` or `failed` (with the reason). A job another node has
+    /// claimed since (this node was taken for dead and its job requeued) is left to that node: false.
     pub async fn finish_job(
         &self,
         id: JobId,
         status: JobStatus,
         reason: Option<&str>,
         asset: Option<AssetId>,
-    ) -> Result<()> {
-        sqlx::query(
+    ) -> Result<bool> {
+        let n = on_pool!(self, |pool| sqlx::query(
             "UPDATE jobs SET status = $1, reason = $2, asset_id = $3,
                  progress = CASE WHEN $1 = 'ready' THEN 1 ELSE progress END, next_attempt_ms = NULL, updated_ms = $4
-             WHERE id = $5",
+             WHERE id = $5 AND (node IS NULL OR node = $6)",
         )
         .bind(status)
         .bind(reason)
         .bind(asset)
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .bind(self.node())
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// Puts a failed attempt back in the queue, to run again at `next_attempt`.
     pub async fn retry_job(&self, id: JobId, reason: &str, next_attempt: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE jobs SET status = 'queued', reason = $1, attempts = attempts + 1, next_attempt_ms = $2, progress = 0,
                  speed = NULL, updated_ms = $3 WHERE id = $4",
         )
@@ -179,37 +217,40 @@ impl Store {
         .bind(codec::time_ms(next_attempt))
         .bind(now_ms())
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
-    /// At start: every job a worker owned when the process stopped goes back to the queue (it restarts from its
-    /// first stage; a partial download is resumed). Returns the ids.
+    /// At start: every job this node's workers owned when the process stopped goes back to the queue (it restarts
+    /// from its first stage; a partial download is resumed). Other nodes' jobs are theirs. Returns the ids.
     pub async fn requeue_in_flight_jobs(&self) -> Result<Vec<JobId>> {
-        Ok(sqlx::query_scalar(
-            "UPDATE jobs SET status = 'queued', progress = 0, speed = NULL, updated_ms = $1
-             WHERE status IN ('downloading', 'probing', 'normalizing', 'gating') RETURNING id",
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "UPDATE jobs SET status = 'queued', node = NULL, progress = 0, speed = NULL, updated_ms = $1
+             WHERE status IN ('downloading', 'probing', 'normalizing', 'gating') AND (node IS NULL OR node = $2)
+             RETURNING id",
         )
         .bind(now_ms())
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(self.node())
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// Ids of jobs not yet finished (queued or in a working stage).
     pub async fn unfinished_job_ids(&self) -> Result<Vec<JobId>> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
             "SELECT id FROM jobs WHERE status IN ('queued', 'downloading', 'probing', 'normalizing', 'gating')",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await)?)
     }
 
     /// The newest job whose input is `input` (of any status). Used by the inbox so a file is taken once.
     pub async fn job_for_input(&self, input: &JobInput) -> Result<Option<Job>> {
-        job(sqlx::query_as("SELECT * FROM jobs WHERE input = $1 ORDER BY id DESC LIMIT 1")
+        job(on_pool!(self, |pool| sqlx::query_as("SELECT * FROM jobs WHERE input = $1 ORDER BY id DESC LIMIT 1")
             .bind(input.to_string())
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(pool)
+            .await)?)
     }
 }

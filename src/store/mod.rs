@@ -1,10 +1,30 @@
-//! SQLite access: the single source of truth and the only place with SQL.
+//! The database: the single source of truth and the only place with SQL.
 //!
 //! Every actor gets a clone of [`Store`] (a pool). What must survive a crash is written here before it is acted on;
 //! a restart reads the store and carries on. One file per table family.
+//!
+//! Two backends behind one API, chosen by `storage.database_url`: SQLite (one box, the default: a file in
+//! `data_dir`) and PostgreSQL (many nodes sharing one database). The statements are the same text for both (`$N`
+//! placeholders, `ON CONFLICT`, `RETURNING`, `CAST(SUM(..) AS BIGINT)`, `TRUE`/`FALSE`): [`on_pool!`] runs one
+//! statement on whichever pool the store has, so each is written once and type-checked against both drivers. The few
+//! that must differ (row locks, the database clock, catalog queries) sit side by side, chosen by
+//! [`Store::backend`]. Each backend has its own migrations (`migrations/sqlite`, `migrations/postgres`), version for
+//! version the same schema.
+
+/// Runs `$body` with `$pool` bound to the store's SQLite or PostgreSQL pool: the same statement text, compiled for
+/// each driver (sqlx's `Any` driver would lose the derived types).
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
 
 mod assets;
 pub mod audience;
+mod cluster;
 mod codec;
 mod error;
 mod events;
@@ -16,9 +36,10 @@ mod settings;
 
 pub use assets::{Airable, NewAsset, NewRendition};
 pub use audience::{SessionRecord, SessionTotals, SessionWrite, WatchSpan};
+pub use cluster::{LeaseRow, SegmentRow};
 pub use error::StoreError;
 pub use guide::{GuideAiring, GuideAsset};
-pub use jobs::NewJob;
+pub use jobs::{NewJob, JOBS_CHANNEL};
 pub use plans::NewPlan;
 pub use schedule::{HistoryItem, NewAiring, NewScheduleItem};
 pub use vvtv_api::{
@@ -28,25 +49,99 @@ pub use vvtv_api::{
 };
 
 use codec::now_ms;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
-use std::path::Path;
+use sqlx::{PgPool, SqlitePool};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The node name of a store not told otherwise (tests, tools).
+pub const LOCAL_NODE: &str = "local";
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The schema, from `migrations/` (append-only), built into the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The SQLite schema, from `migrations/sqlite` (append-only), built into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// The PostgreSQL schema, from `migrations/postgres`: the same versions as [`MIGRATOR`].
+pub static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
 
 /// Handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
+    /// The node this process is (`[node] id`): whose jobs are whose.
+    node: Arc<str>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database, sets WAL, foreign keys and a busy timeout, and applies migrations.
+    /// Opens the database `url` names: `sqlite://PATH` (created if needed) or `postgres://…` (must exist), and
+    /// applies this version's migrations. Errors name the database (without its password).
+    pub async fn connect(url: &str) -> Result<Store> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Store::open(Path::new(path)).await;
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Url {
+                url: redact(url),
+                reason: "must start with sqlite:// or postgres://".into(),
+            });
+        }
+        let shown = redact(url);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Url { url: shown.clone(), reason: e.to_string() })?;
+        let open_err = |source| StoreError::Open { path: PathBuf::from(&shown), source };
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        PG_MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { path: PathBuf::from(&shown), source })?;
+        Ok(Store { pool: Pool::Postgres(pool), node: Arc::from(LOCAL_NODE) })
+    }
+
+    /// The same store, acting for node `id` (claims, heartbeats and requeues are per node).
+    pub fn for_node(mut self, id: &str) -> Store {
+        self.node = Arc::from(id);
+        self
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The PostgreSQL pool, for what only PostgreSQL has (`LISTEN`); None on SQLite.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Opens (creating if needed) a SQLite database, sets WAL, foreign keys and a busy timeout, and applies
+    /// migrations.
     pub async fn open(path: &Path) -> Result<Store> {
         let open_err = |source| StoreError::Open { path: path.to_owned(), source };
         let options = SqliteConnectOptions::from_str("sqlite://")
@@ -61,7 +156,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
         MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
-        Ok(Store { pool })
+        Ok(Store { pool: Pool::Sqlite(pool), node: Arc::from(LOCAL_NODE) })
     }
 
     /// Opens an existing database read-only (the simulation reads a station's library this way): nothing is created,
@@ -86,47 +181,71 @@ impl Store {
                 m.version, m.description
             )));
         }
-        Ok(Store { pool })
+        Ok(Store { pool: Pool::Sqlite(pool), node: Arc::from(LOCAL_NODE) })
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |pool| pool.close().await);
     }
 
     /// Makes sure every configured channel has its row (names follow the config).
     pub async fn upsert_channel(&self, id: &ChannelId, name: &str) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |pool| sqlx::query(
             "INSERT INTO channels (id, name, created_ms) VALUES ($1, $2, $3)
              ON CONFLICT(id) DO UPDATE SET name = excluded.name",
         )
         .bind(id)
         .bind(name)
         .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Names of the applied migrations, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT description FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT description FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await)?)
     }
 
     pub async fn table_names(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
-             AND name NOT LIKE 'sqlite%' ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' \
+                 AND name NOT LIKE 'sqlite%' ORDER BY name"
+            }
+            Backend::Postgres => {
+                "SELECT CAST(tablename AS TEXT) FROM pg_tables WHERE schemaname = current_schema() \
+                 AND tablename NOT LIKE '\\_%' ESCAPE '\\' ORDER BY tablename"
+            }
+        };
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(sql).fetch_all(pool).await)?)
+    }
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sqlite(store: &Store) -> &SqlitePool {
+        match &store.pool {
+            Pool::Sqlite(pool) => pool,
+            Pool::Postgres(_) => panic!("a SQLite store was expected"),
+        }
+    }
 
     #[tokio::test]
     async fn migrations_apply_to_a_fresh_file_and_again_on_reopen() {
@@ -137,9 +256,9 @@ mod tests {
         for t in ["airings", "assets", "channels", "events", "jobs", "plans", "renditions", "schedule", "settings"] {
             assert!(tables.iter().any(|x| x == t), "table {t} missing from {tables:?}");
         }
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&store.pool).await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(sqlite(&store)).await.unwrap();
         assert_eq!(mode, "wal");
-        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&store.pool).await.unwrap();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(sqlite(&store)).await.unwrap();
         assert_eq!(fk, 1);
         store.close().await;
         let again = Store::open(&path).await.unwrap();
@@ -150,7 +269,7 @@ mod tests {
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
             "EXPLAIN QUERY PLAN SELECT MAX(id) FROM schedule WHERE asset_id = 1 AND channel_id = 'main'",
         )
-        .fetch_all(&again.pool)
+        .fetch_all(sqlite(&again))
         .await
         .unwrap();
         assert!(plan.iter().any(|r| r.3.contains("schedule_asset")), "planner lookup must use the index: {plan:?}");
@@ -190,7 +309,7 @@ mod tests {
         let last = MIGRATOR.iter().last().unwrap();
         sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
             .bind(last.version)
-            .execute(&store.pool)
+            .execute(sqlite(&store))
             .await
             .unwrap();
         store.close().await;

@@ -107,7 +107,7 @@ impl Store {
     /// Inserts a plan unless its canonical key is known; returns the new id, or None for a duplicate.
     pub async fn insert_plan(&self, p: &NewPlan) -> Result<Option<PlanId>> {
         let now = now_ms();
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
             "INSERT INTO plans (source, source_kind, page_url, media_url, canonical_key, title, description, tags,
                  license, width, height, duration_ms, playable, score, scorer, reasons, status, created_ms, updated_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
@@ -122,8 +122,8 @@ impl Store {
         .bind(&p.description)
         .bind(json_text(&p.tags))
         .bind(&p.license)
-        .bind(p.width)
-        .bind(p.height)
+        .bind(p.width.map(i64::from))
+        .bind(p.height.map(i64::from))
         .bind(codec::opt_ms(p.duration))
         .bind(p.playable)
         .bind(p.score)
@@ -132,45 +132,47 @@ impl Store {
         .bind(p.status)
         .bind(now)
         .bind(now)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(pool)
+        .await)?)
     }
 
     pub async fn plans(&self, status: Option<PlanStatus>, limit: i64) -> Result<Vec<Plan>> {
-        let rows: Vec<PlanRow> =
-            sqlx::query_as("SELECT * FROM plans WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2")
-                .bind(status)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<PlanRow> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM plans WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2"
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?;
         Ok(rows.into_iter().map(Plan::from).collect())
     }
 
     pub async fn plan(&self, id: PlanId) -> Result<Plan> {
-        sqlx::query_as::<_, PlanRow>("SELECT * FROM plans WHERE id = $1")
+        on_pool!(self, |pool| sqlx::query_as::<_, PlanRow>("SELECT * FROM plans WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Plan::from)
-            .ok_or_else(|| StoreError::NotFound(format!("plan {id}")))
+            .fetch_optional(pool)
+            .await)?
+        .map(Plan::from)
+        .ok_or_else(|| StoreError::NotFound(format!("plan {id}")))
     }
 
     pub async fn set_plan_status(&self, id: PlanId, status: PlanStatus) -> Result<()> {
-        sqlx::query("UPDATE plans SET status = $1, updated_ms = $2 WHERE id = $3")
+        on_pool!(self, |pool| sqlx::query("UPDATE plans SET status = $1, updated_ms = $2 WHERE id = $3")
             .bind(status)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// The plan for a canonical key (planned or rejected before), if any.
     pub async fn plan_by_key(&self, key: &str) -> Result<Option<Plan>> {
-        Ok(sqlx::query_as::<_, PlanRow>("SELECT * FROM plans WHERE canonical_key = $1")
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, PlanRow>("SELECT * FROM plans WHERE canonical_key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(Plan::from))
+            .fetch_optional(pool)
+            .await)?
+        .map(Plan::from))
     }
 }

@@ -138,7 +138,7 @@ impl Store {
 
     pub async fn schedule_item(&self, i: &NewScheduleItem<'_>) -> Result<ScheduleId> {
         let now = now_ms();
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
             "INSERT INTO schedule (channel_id, asset_id, reason, pick, planned_start_ms, end_ms, slot, filler,
                  created_ms, updated_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -153,24 +153,26 @@ impl Store {
         .bind(i.filler)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// Moves the planned starts of rows that have not aired yet (the planner re-anchors on what aired).
     pub async fn set_planned_starts(&self, starts: &[(ScheduleId, DateTime<Utc>)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for (id, at) in starts {
-            sqlx::query(
-                "UPDATE schedule SET planned_start_ms = $1 WHERE id = $2 AND status IN ('scheduled', 'airing')",
-            )
-            .bind(codec::time_ms(*at))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            for (id, at) in starts {
+                sqlx::query(
+                    "UPDATE schedule SET planned_start_ms = $1 WHERE id = $2 AND status IN ('scheduled', 'airing')",
+                )
+                .bind(codec::time_ms(*at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// One row with the JSON of how it was chosen (null for rows without one).
@@ -181,14 +183,14 @@ impl Store {
             item: QueueRow,
             pick: Option<String>,
         }
-        let row: Row = sqlx::query_as(
+        let row: Row = on_pool!(self, |pool| sqlx::query_as(
             "SELECT s.id, s.channel_id, s.asset_id, a.title, a.duration_ms, s.status, s.reason, s.resume_ms,
                  s.planned_start_ms, s.end_ms, s.slot, s.filler, s.pick
              FROM schedule s JOIN assets a ON a.id = s.asset_id WHERE s.id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(pool)
+        .await)?
         .ok_or_else(|| super::StoreError::NotFound(format!("schedule row {id}")))?;
         let pick = row.pick.and_then(|p| serde_json::from_str(&p).ok());
         Ok((QueueItem::from(row.item), pick))
@@ -196,17 +198,17 @@ impl Store {
 
     /// How many rows a channel's schedule has had (the index of the next slot).
     pub async fn schedule_count(&self, channel: &ChannelId) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM schedule WHERE channel_id = $1")
+        let n: i64 = on_pool!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM schedule WHERE channel_id = $1")
             .bind(channel)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(pool)
+            .await)?;
         Ok(n.max(0) as u64)
     }
 
     /// What aired or is planned on a channel from `since` on: aired rows at their airing's start, the others at
     /// their planned start.
     pub async fn schedule_history(&self, channel: &ChannelId, since: DateTime<Utc>) -> Result<Vec<HistoryItem>> {
-        let rows: Vec<HistoryRow> = sqlx::query_as(
+        let rows: Vec<HistoryRow> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT s.asset_id, COALESCE((SELECT MIN(r.start_ms) FROM airings r WHERE r.schedule_id = s.id),
                      s.planned_start_ms, s.created_ms) AS start_ms,
                  a.tags, a.source_name, a.series
@@ -216,8 +218,8 @@ impl Store {
         )
         .bind(channel)
         .bind(codec::time_ms(since) - 24 * 3600 * 1000)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|r| HistoryItem {
@@ -233,109 +235,119 @@ impl Store {
 
     /// Items not yet finished (airing first, then scheduled in order).
     pub async fn upcoming(&self, channel: &ChannelId, limit: i64) -> Result<Vec<QueueItem>> {
-        let rows: Vec<QueueRow> = sqlx::query_as(&format!(
+        let rows: Vec<QueueRow> = on_pool!(self, |pool| sqlx::query_as(&format!(
             "{QUEUE_SELECT} WHERE s.channel_id = $1 AND s.status IN ('airing', 'scheduled')
              ORDER BY s.status = 'scheduled', s.id LIMIT $2"
         ))
         .bind(channel)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows.into_iter().map(QueueItem::from).collect())
     }
 
     /// Programme scheduled but not yet aired (the rest of what is on air included).
     pub async fn queued(&self, channel: &ChannelId) -> Result<Duration> {
-        let ms: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(MAX(MIN(COALESCE(s.end_ms, a.duration_ms), a.duration_ms) - s.resume_ms, 0)), 0)
-             FROM schedule s JOIN assets a ON a.id = s.asset_id
-             WHERE s.channel_id = $1 AND s.status IN ('scheduled', 'airing')",
+        let ms: i64 = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN q.rest > 0 THEN q.rest ELSE 0 END), 0) AS BIGINT)
+             FROM (SELECT CASE WHEN s.end_ms IS NOT NULL AND s.end_ms < a.duration_ms THEN s.end_ms
+                               ELSE a.duration_ms END - s.resume_ms AS rest
+                   FROM schedule s JOIN assets a ON a.id = s.asset_id
+                   WHERE s.channel_id = $1 AND s.status IN ('scheduled', 'airing')) q",
         )
         .bind(channel)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(pool)
+        .await)?;
         Ok(codec::duration(ms))
     }
 
     /// Asset ids of the last `n` items scheduled on a channel (for diversity rules).
     pub async fn recent_scheduled_assets(&self, channel: &ChannelId, n: i64) -> Result<Vec<AssetId>> {
-        Ok(sqlx::query_scalar("SELECT asset_id FROM schedule WHERE channel_id = $1 ORDER BY id DESC LIMIT $2")
-            .bind(channel)
-            .bind(n)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT asset_id FROM schedule WHERE channel_id = $1 ORDER BY id DESC LIMIT $2"
+        )
+        .bind(channel)
+        .bind(n)
+        .fetch_all(pool)
+        .await)?)
     }
 
     pub async fn set_schedule_status(&self, id: ScheduleId, status: ScheduleStatus, resume: Duration) -> Result<()> {
-        sqlx::query("UPDATE schedule SET status = $1, resume_ms = $2, updated_ms = $3 WHERE id = $4")
-            .bind(status)
-            .bind(codec::ms(resume))
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE schedule SET status = $1, resume_ms = $2, updated_ms = $3 WHERE id = $4"
+        )
+        .bind(status)
+        .bind(codec::ms(resume))
+        .bind(now_ms())
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Opens an airing row; returns its id. Also stamps the asset's last-aired time.
     pub async fn airing_start(&self, a: &NewAiring<'_>) -> Result<AiringId> {
         let NewAiring { channel, asset, schedule_id, kind, title, start, offset } = *a;
-        let mut tx = self.pool.begin().await?;
-        let id = sqlx::query_scalar(
-            "INSERT INTO airings (channel_id, asset_id, schedule_id, kind, title, start_ms, offset_ms)
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = sqlx::query_scalar(
+                "INSERT INTO airings (channel_id, asset_id, schedule_id, kind, title, start_ms, offset_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(channel)
-        .bind(asset)
-        .bind(schedule_id)
-        .bind(kind)
-        .bind(title)
-        .bind(codec::time_ms(start))
-        .bind(codec::ms(offset))
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(asset) = asset {
-            sqlx::query("UPDATE assets SET last_aired_ms = $1, air_count = air_count + 1 WHERE id = $2")
-                .bind(codec::time_ms(start))
-                .bind(asset)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(id)
+            )
+            .bind(channel)
+            .bind(asset)
+            .bind(schedule_id)
+            .bind(kind)
+            .bind(title)
+            .bind(codec::time_ms(start))
+            .bind(codec::ms(offset))
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(asset) = asset {
+                sqlx::query("UPDATE assets SET last_aired_ms = $1, air_count = air_count + 1 WHERE id = $2")
+                    .bind(codec::time_ms(start))
+                    .bind(asset)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     pub async fn airing_end(&self, id: AiringId, end: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE airings SET end_ms = $1 WHERE id = $2")
+        on_pool!(self, |pool| sqlx::query("UPDATE airings SET end_ms = $1 WHERE id = $2")
             .bind(codec::time_ms(end))
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Airings overlapping [from, to), oldest first (EPG).
     pub async fn airings(&self, channel: &ChannelId, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Airing>> {
-        let rows: Vec<AiringRow> = sqlx::query_as(
+        let rows: Vec<AiringRow> = on_pool!(self, |pool| sqlx::query_as(
             "SELECT * FROM airings WHERE channel_id = $1 AND start_ms < $2 AND COALESCE(end_ms, start_ms) >= $3
              ORDER BY start_ms",
         )
         .bind(channel)
         .bind(codec::time_ms(to))
         .bind(codec::time_ms(from))
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
         Ok(rows.into_iter().map(Airing::from).collect())
     }
 
     /// The airing still open on a channel (none if the last one closed).
     pub async fn open_airing(&self, channel: &ChannelId) -> Result<Option<Airing>> {
-        Ok(sqlx::query_as::<_, AiringRow>(
+        Ok(on_pool!(self, |pool| sqlx::query_as::<_, AiringRow>(
             "SELECT * FROM airings WHERE channel_id = $1 AND end_ms IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(channel)
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(pool)
+        .await)?
         .map(Airing::from))
     }
 }

@@ -7,20 +7,21 @@ use std::collections::BTreeMap;
 impl Store {
     pub async fn settings(&self) -> Result<BTreeMap<String, String>> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, value FROM settings").fetch_all(&self.pool).await?;
+            on_pool!(self, |pool| sqlx::query_as("SELECT key, value FROM settings").fetch_all(pool).await)?;
         Ok(rows.into_iter().collect())
     }
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query(
+        on_pool!(self, |pool| sqlx::query(
             "INSERT INTO settings (key, value, updated_ms) VALUES ($1, $2, $3)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
         )
         .bind(key)
         .bind(value)
         .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }
