@@ -15,6 +15,8 @@
 //!   reads the HLS playlists it writes.
 //! - [`nginx`]: Debian's nginx in a temp prefix (a stand-in CDN, the yardstick of the origin benchmark).
 //! - [`xmltv`]: Debian's `tv_validate_file` against the XMLTV DTD, offline.
+//! - [`postgres`]: a throwaway PostgreSQL 15 cluster on 127.0.0.1 (one per test, or one per test process).
+//! - [`seaweed`]: SeaweedFS's `weed mini` on 127.0.0.1, the S3 object store, with SigV4-signed requests.
 //!
 //! The kit does not depend on the `vvtv` crate: the daemon's own unit tests use it, and where it reads what the daemon
 //! writes (segment names, playlists) it checks the contract independently.
@@ -26,6 +28,9 @@ pub mod flaky;
 pub mod llm;
 pub mod media;
 pub mod nginx;
+pub mod postgres;
 pub mod prometheus;
+pub mod seaweed;
 pub mod site;
+mod tether;
 pub mod xmltv;
