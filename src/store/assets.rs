@@ -293,15 +293,14 @@ impl Store {
 
     /// Bytes of every rendition of assets still on disk (ready or bad, not evicted), slates included.
     pub async fn assets_bytes(&self) -> Result<u64> {
-        let bytes: i64 =
-            on_pool!(self, |pool| {
-                sqlx::query_scalar(
+        let bytes: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(r.size_bytes), 0) AS BIGINT) FROM renditions r JOIN assets a ON a.id = r.asset_id
              WHERE a.status != 'evicted'",
         )
         .fetch_one(pool)
         .await
-            })?;
+        })?;
         Ok(bytes.max(0) as u64)
     }
 

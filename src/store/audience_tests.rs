@@ -1,6 +1,8 @@
-//! The audience aggregation on a real SQLite file: sessions with known spans over airings with known times.
+//! The audience aggregation on both backends: sessions with known spans over airings with known times.
 
 use super::*;
+use crate::store::test_support::{on_both_backends, test_store, TestStore};
+use crate::store::Backend;
 use crate::store::{NewAiring, NewAsset};
 use chrono::TimeZone;
 
@@ -46,9 +48,8 @@ struct Fixture {
     asset: AssetId,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("vvtv.db")).await.unwrap();
+async fn fixture(backend: Backend) -> Fixture {
+    let TestStore { store, dir } = test_store(backend).await;
     let main = ChannelId("main".into());
     store.upsert_channel(&main, "Main").await.unwrap();
     let asset = store
@@ -106,9 +107,8 @@ fn a_span_is_split_at_the_boundaries_of_the_airings_it_crosses() {
     assert_eq!(split_span(span(-5, -1), &airings), []);
 }
 
-#[tokio::test]
-async fn an_airings_audience_has_its_peak_average_watch_and_left_during_share() {
-    let f = fixture().await;
+async fn an_airings_audience_has_its_peak_average_watch_and_left_during_share(backend: Backend) {
+    let f = fixture(backend).await;
     let a = airing(&f, "Reef", Some(f.asset), 0, Some(60)).await;
     let b = airing(&f, "Slate", None, 60, None).await;
     // s1 leaves in the middle of A; s2 watches from A into B and leaves in B; s3 leaves one second before A ends
@@ -142,9 +142,8 @@ async fn an_airings_audience_has_its_peak_average_watch_and_left_during_share() 
     assert!((assets[0].avg_viewers - ra.avg_viewers).abs() < 1e-9);
 }
 
-#[tokio::test]
-async fn the_peak_counts_only_viewers_watching_at_the_same_moment() {
-    let f = fixture().await;
+async fn the_peak_counts_only_viewers_watching_at_the_same_moment(backend: Backend) {
+    let f = fixture(backend).await;
     let a = airing(&f, "Reef", Some(f.asset), 0, Some(60)).await;
     // Three viewers one after the other: never more than one at once.
     watch(&f.store, "seq1-aaaaaaaaaaaaaa", 0, 15, Some(SessionEnd::Closed)).await;
@@ -157,9 +156,8 @@ async fn the_peak_counts_only_viewers_watching_at_the_same_moment() {
     assert!((r.left_during_share - 1.0).abs() < 1e-9);
 }
 
-#[tokio::test]
-async fn an_asset_sums_its_airings_and_an_airing_left_open_by_a_crash_ends_where_the_next_began() {
-    let f = fixture().await;
+async fn an_asset_sums_its_airings_and_an_airing_left_open_by_a_crash_ends_where_the_next_began(backend: Backend) {
+    let f = fixture(backend).await;
     // The first airing was never closed (the process died); the next one began at 60 s.
     let first = airing(&f, "Reef", Some(f.asset), 0, None).await;
     let second = airing(&f, "Reef", Some(f.asset), 60, Some(120)).await;
@@ -179,9 +177,8 @@ async fn an_asset_sums_its_airings_and_an_airing_left_open_by_a_crash_ends_where
     assert_eq!(a.avg_watch, Duration::from_secs(45));
 }
 
-#[tokio::test]
-async fn sessions_round_trip_and_the_sweep_deletes_old_ones_with_their_watch_rows() {
-    let f = fixture().await;
+async fn sessions_round_trip_and_the_sweep_deletes_old_ones_with_their_watch_rows(backend: Backend) {
+    let f = fixture(backend).await;
     airing(&f, "Reef", Some(f.asset), 0, Some(60)).await;
     watch(&f.store, "old-aaaaaaaaaaaaaaa", 0, 20, Some(SessionEnd::Timeout)).await;
     watch(&f.store, "new-aaaaaaaaaaaaaaa", 30, 50, None).await;
@@ -192,13 +189,14 @@ async fn sessions_round_trip_and_the_sweep_deletes_old_ones_with_their_watch_row
     assert_eq!(old.ended, Some((t(20), SessionEnd::Timeout)));
     assert_eq!(f.store.audience_sweep(t(25)).await.unwrap(), 1);
     assert_eq!(f.store.audience_session(&SessionId("old-aaaaaaaaaaaaaaa".into())).await.unwrap(), None);
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audience_watch").fetch_one(&f.store.pool).await.unwrap();
+    let rows: i64 =
+        on_pool!(f.store, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM audience_watch").fetch_one(pool).await)
+            .unwrap();
     assert_eq!(rows, 1, "the swept session's watch rows went with it");
 }
 
-#[tokio::test]
-async fn a_viewer_whose_first_frame_is_just_before_the_first_airing_starts_there() {
-    let f = fixture().await;
+async fn a_viewer_whose_first_frame_is_just_before_the_first_airing_starts_there(backend: Backend) {
+    let f = fixture(backend).await;
     let a = airing(&f, "Reef", Some(f.asset), 100, None).await;
     let early = |ms: i64| t(100) - chrono::Duration::milliseconds(ms);
     // Two sessions open the channel at its very first segment, their first frames 20 ms before it began; one more
@@ -219,3 +217,11 @@ async fn a_viewer_whose_first_frame_is_just_before_the_first_airing_starts_there
     let r = report.iter().find(|r| r.airing_id == a).unwrap();
     assert_eq!((r.starts, r.viewers, r.peak_viewers), (3, 4, 4), "{r:?}");
 }
+
+on_both_backends!(
+    an_airings_audience_has_its_peak_average_watch_and_left_during_share,
+    the_peak_counts_only_viewers_watching_at_the_same_moment,
+    an_asset_sums_its_airings_and_an_airing_left_open_by_a_crash_ends_where_the_next_began,
+    sessions_round_trip_and_the_sweep_deletes_old_ones_with_their_watch_rows,
+    a_viewer_whose_first_frame_is_just_before_the_first_airing_starts_there,
+);

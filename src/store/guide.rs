@@ -74,9 +74,8 @@ impl Store {
             offset_ms: i64,
             filler: Option<bool>,
         }
-        let rows: Vec<Row> =
-            on_pool!(self, |pool| {
-                sqlx::query_as(
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT r.id, r.channel_id, r.asset_id, r.schedule_id, r.kind, r.title, r.start_ms, r.end_ms, r.offset_ms,
                  s.filler
              FROM airings r LEFT JOIN schedule s ON s.id = r.schedule_id
@@ -88,7 +87,7 @@ impl Store {
         .bind(codec::time_ms(from))
         .fetch_all(pool)
         .await
-            })?;
+        })?;
         Ok(rows
             .into_iter()
             .map(|r| GuideAiring {

@@ -24,6 +24,8 @@ macro_rules! on_pool {
 
 mod assets;
 pub mod audience;
+#[cfg(test)]
+mod backend_tests;
 mod cluster;
 mod codec;
 mod error;
@@ -33,6 +35,8 @@ mod jobs;
 mod plans;
 mod schedule;
 mod settings;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 pub use assets::{Airable, NewAsset, NewRendition};
 pub use audience::{SessionRecord, SessionTotals, SessionWrite, WatchSpan};
