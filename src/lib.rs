@@ -43,6 +43,8 @@ pub mod factory;
 pub mod http;
 pub mod media;
 pub mod metrics;
+pub mod node;
+pub mod objects;
 pub mod planner;
 pub mod shutdown;
 pub mod station;

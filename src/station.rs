@@ -30,6 +30,8 @@ pub enum StationError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectsError),
+    #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
@@ -50,7 +52,10 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
     std::fs::create_dir_all(data_dir).map_err(|source| StationError::DataDir { path: data_dir.clone(), source })?;
     let token = http::auth::load_or_create_token(&config.storage.token_path())?;
     let access = http::access::Access::load(&config.access, &config.storage.access_secret_path())?;
-    let store = Store::open(&config.storage.db_path()).await?;
+    let addr = config.listen_addr()?;
+    let objects = crate::objects::Objects::open(&config.storage)?;
+    let node = config.node.resolved_id(addr.port());
+    let store = Store::connect(&config.storage.database()).await?.for_node(&node).with_objects(objects);
     for c in &config.channels {
         store.upsert_channel(&ChannelId(c.id.clone()), &c.name).await?;
     }
@@ -73,11 +78,11 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
     let metrics = Arc::new(Metrics::new(&config));
     let ctx = Context::new(config.clone(), store.clone(), rules_rx, metrics.clone(), switch.subscriber());
 
-    let addr = config.listen_addr()?;
     let listen_failed = |source| StationError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_failed)?;
     let local_addr = listener.local_addr().map_err(listen_failed)?;
 
+    crate::node::spawn(&ctx);
     let factory = FactoryHandle::spawn(&ctx);
     let curator = CuratorHandle::spawn(&ctx, factory.clone());
     let planner = PlannerHandle::spawn(&ctx, factory.clone(), curator.clone());
@@ -108,7 +113,12 @@ pub async fn start(config: Config) -> Result<Running, StationError> {
             tracing::error!("http server stopped: {e}");
         }
     });
-    let message = format!("VVTV {} listening on {local_addr}", env!("CARGO_PKG_VERSION"));
+    let message = format!(
+        "VVTV {} listening on {local_addr} as node {node} (database {}, media in {})",
+        env!("CARGO_PKG_VERSION"),
+        store.backend_name(),
+        store.objects().map_or("data_dir", |o| o.url())
+    );
     store.event(Actor::Station, None, EventKind::Started, &message, serde_json::json!({})).await;
     let channels = config.channels.iter().map(|c| ChannelId(c.id.clone())).collect();
     drop(ctx);

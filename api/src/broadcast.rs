@@ -14,6 +14,9 @@ pub enum BroadcastState {
     Stopped,
     /// Playout could not start; `detail` says why.
     Failed,
+    /// Another node plays the channel (it holds the lease); this one serves its playlists from the shared store and
+    /// takes over if that node dies.
+    Standby,
 }
 
 impl std::fmt::Display for BroadcastState {
@@ -23,6 +26,7 @@ impl std::fmt::Display for BroadcastState {
             BroadcastState::OnAir => "on-air",
             BroadcastState::Stopped => "stopped",
             BroadcastState::Failed => "failed",
+            BroadcastState::Standby => "standby",
         })
     }
 }

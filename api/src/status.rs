@@ -204,6 +204,10 @@ named_enum! {
         PlaylistRecovered = "playlist_recovered",
         /// The channel's playout could not start.
         PlayoutFailed = "playout_failed",
+        /// This node took a channel's lease (a new epoch) and plays it.
+        LeaseAcquired = "lease_acquired",
+        /// This node lost a channel's lease (another node took it over) and stopped playing it.
+        LeaseLost = "lease_lost",
         /// An item that was on air at a crash resumes where it was.
         Resumed = "resumed",
         /// An unscheduled item that was on air at a crash is not resumed.
@@ -239,7 +243,7 @@ named_enum! {
         Inbox = "inbox",
         /// An ingest job was queued through the API.
         Ingest = "ingest",
-        /// Jobs that were in flight at a restart went back to the queue.
+        /// Jobs that were in flight at a restart, or on a node that stopped sending heartbeats, went back to the queue.
         JobsRequeued = "jobs_requeued",
         /// A job's attempt failed; it is retried later.
         JobRetry = "job_retry",

@@ -3,6 +3,7 @@
 
 use super::engine::Item;
 use super::error::BroadcasterError;
+use super::lease::Tenure;
 use super::runner::{Feed, Next, Outcome, Tag};
 use crate::config::ChannelConfig;
 use crate::factory::{ClipRequest, FactoryHandle};
@@ -37,6 +38,8 @@ pub struct StoreFeed {
     factory: FactoryHandle,
     /// Airing rows open per tag (closed when the item ends).
     open: Vec<(Tag, AiringId)>,
+    /// Nodes sharing the station: this node's hold on the channel, checked before anything on air is recorded.
+    tenure: Option<Tenure>,
 }
 
 impl StoreFeed {
@@ -102,7 +105,22 @@ impl StoreFeed {
             planner,
             factory,
             open: Vec::new(),
+            tenure: None,
         })
+    }
+
+    /// Records what goes on air only while `tenure` holds: a holder that was paused, and woke up after another
+    /// node took the channel over, writes nothing over the new holder's rows.
+    pub fn fenced_by(mut self, tenure: Tenure) -> StoreFeed {
+        self.tenure = Some(tenure);
+        self
+    }
+
+    fn held(&self) -> bool {
+        match &self.tenure {
+            None => true,
+            Some(t) => self.block(t.still_held(&self.store, &self.channel)),
+        }
     }
 
     /// Swaps in the full slate once it is made.
@@ -161,6 +179,7 @@ impl Feed for StoreFeed {
             });
             match built {
                 Ok(item) => return Next { item, tag: Tag::Scheduled { schedule_id: row.id, asset_id: row.asset_id } },
+                Err(_) if !self.held() => return self.slate.clone(),
                 Err(e) => self.block(self.skip_bad_asset(row.asset_id, row.id, &e.to_string())),
             }
         }
@@ -170,6 +189,9 @@ impl Feed for StoreFeed {
     fn started(&mut self, tag: &Tag, title: &str, start: DateTime<Utc>, offset_ns: i64) {
         if *tag == Tag::Slate && self.full_slate.is_some() {
             self.short_slate_aired = true;
+        }
+        if !self.held() {
+            return;
         }
         let (asset, schedule_id, kind) = match tag {
             Tag::Scheduled { schedule_id, asset_id } => (Some(*asset_id), Some(*schedule_id), AiringKind::Scheduled),
@@ -194,6 +216,9 @@ impl Feed for StoreFeed {
 
     fn ended(&mut self, tag: &Tag, end: DateTime<Utc>, outcome: &Outcome) {
         let airing = self.open.iter().position(|(t, _)| t == tag).map(|i| self.open.remove(i).1);
+        if !self.held() {
+            return;
+        }
         self.block(async {
             if let Some(id) = airing {
                 let _ = self.store.airing_end(id, end).await;
@@ -253,7 +278,7 @@ async fn item_for(
             asset: asset.id,
             reason: format!("it has no rendition for rung {}", rung.name),
         })?;
-        if !r.path.is_file() {
+        if !store.fetch_media(&r.path).await {
             return Err(BroadcasterError::MissingRendition { asset: asset.id, path: r.path.clone() });
         }
         files.push(r.path.clone());

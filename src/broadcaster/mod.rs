@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 mod feed;
 pub mod layout;
+pub mod lease;
 pub mod playlist;
 pub mod published;
 pub mod runner;
@@ -17,7 +18,7 @@ pub mod ts;
 pub use error::BroadcasterError;
 
 use crate::actor::{self, Context};
-use crate::config::{ChannelConfig, Config};
+use crate::config::{ChannelConfig, Config, Role};
 use crate::factory::FactoryHandle;
 use crate::media::house_format::HouseFormat;
 use crate::planner::PlannerHandle;
@@ -53,7 +54,19 @@ impl BroadcasterHandle {
         // listed stays served while the slate and the recovery take their time.
         let hls_dir = ctx.config.storage.hls_dir().join(id.as_str());
         let rungs: Vec<String> = ctx.config.house_format.ladder.iter().map(|r| r.name.clone()).collect();
-        let (published_tx, published) = tokio::sync::watch::channel(playlist::left_on_disk(&hls_dir, &rungs));
+        let shared = ctx.store.objects().is_some_and(|o| o.is_shared());
+        let born = if shared {
+            // Nodes sharing the station: the committed rows are the truth, and a local file may be a segment this
+            // node wrote but never committed before it died. Nothing local is kept; the rows are mirrored.
+            let _ = std::fs::remove_dir_all(&hls_dir);
+            published::Published {
+                rungs: rungs.iter().map(|r| published::PublishedRung { name: r.clone(), playlist: None }).collect(),
+                ..Default::default()
+            }
+        } else {
+            playlist::left_on_disk(&hls_dir, &rungs)
+        };
+        let (published_tx, published) = tokio::sync::watch::channel(born);
         let b = Broadcaster {
             rx,
             config: ctx.config.clone(),
@@ -68,6 +81,7 @@ impl BroadcasterHandle {
             state: BroadcastState::Starting,
             detail: None,
             published: published_tx,
+            tenure: None,
         };
         actor::spawn("broadcaster", ctx, |shutdown| b.run(shutdown));
         BroadcasterHandle { channel: id, tx, published }
@@ -108,29 +122,40 @@ struct Broadcaster {
     /// Why playout failed to start.
     detail: Option<String>,
     published: PublishedSender,
+    /// Nodes sharing the station: the lease this node holds on the channel while it plays it.
+    tenure: Option<lease::Tenure>,
 }
 
 impl Broadcaster {
     async fn run(mut self, mut shutdown: Shutdown) {
-        let thread = tokio::select! {
-            _ = shutdown.recv() => None,
-            started = self.start_playout() => match started {
-                Ok(handle) => Some(handle),
-                Err(e) => {
-                    self.state = BroadcastState::Failed;
-                    self.detail = Some(e.to_string());
-                    self.store.event(Actor::Broadcaster, Some(&self.id), EventKind::PlayoutFailed, &format!("cannot start playout: {e}"), serde_json::json!({})).await;
-                    None
-                }
-            },
-        };
+        let shared = self.store.objects().is_some_and(|o| o.is_shared());
+        // One box: this node plays the channel. Nodes sharing the station: whichever holds the lease does.
+        let mut thread = None;
+        if !shared {
+            tokio::select! {
+                _ = shutdown.recv() => {}
+                started = self.start_playout(None) => thread = self.started(started).await,
+            }
+        } else {
+            self.state = BroadcastState::Standby;
+        }
+        let mut mirror = shared.then(|| lease::Mirror::new(self.mirror_settings(), self.published.clone()));
         let segment = Duration::from_secs(u64::from(self.config.house_format.segment_seconds));
         let stall_after = segment * self.config.broadcaster.stall_factor;
         let mut watch = tokio::time::interval(segment / 2);
+        let mut lease_tick = tokio::time::interval(lease::LEASE_TICK);
         let mut stall_reported_at: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = shutdown.recv() => break,
+                _ = lease_tick.tick(), if shared => {
+                    if let Some(mirror) = mirror.as_mut() {
+                        tokio::select! {
+                            _ = shutdown.recv() => break,
+                            _ = self.lease_tick(&mut thread, mirror) => {}
+                        }
+                    }
+                }
                 _ = watch.tick() => {
                     let last = self.lock().last_segment;
                     let stalled = last.is_some_and(|t| t.elapsed() > stall_after)
@@ -149,11 +174,111 @@ impl Broadcaster {
                 },
             }
         }
+        self.stop_playout(&mut thread).await;
+        if let Some(tenure) = self.tenure.take() {
+            // A clean stop hands the channel over at once instead of after the lease expires.
+            tenure.lose();
+            let _ = self.store.lease_release(&self.id, self.store.node(), tenure.epoch).await;
+        }
+    }
+
+    /// What a started (or failed) playout leaves: its thread, or the failure recorded.
+    async fn started(
+        &mut self,
+        started: Result<std::thread::JoinHandle<()>, BroadcasterError>,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        match started {
+            Ok(handle) => Some(handle),
+            Err(e) => {
+                self.state = BroadcastState::Failed;
+                self.detail = Some(e.to_string());
+                let message = format!("cannot start playout: {e}");
+                self.store
+                    .event(
+                        Actor::Broadcaster,
+                        Some(&self.id),
+                        EventKind::PlayoutFailed,
+                        &message,
+                        serde_json::json!({}),
+                    )
+                    .await;
+                None
+            }
+        }
+    }
+
+    async fn stop_playout(&mut self, thread: &mut Option<std::thread::JoinHandle<()>>) {
         if let Some(tx) = self.commands.take() {
             let _ = tx.send(Command::Stop);
         }
-        if let Some(handle) = thread {
+        if let Some(handle) = thread.take() {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    /// Nodes sharing the station, every second: a holder notices a lost lease (stops, and serves the new holder's
+    /// playlists); any other node with the broadcaster role takes the channel if its lease is free or expired, and
+    /// otherwise renders the holder's playlists from the committed rows.
+    async fn lease_tick(&mut self, thread: &mut Option<std::thread::JoinHandle<()>>, mirror: &mut lease::Mirror) {
+        if let Some(tenure) = self.tenure.clone() {
+            if !tenure.is_lost() {
+                return;
+            }
+            self.stop_playout(thread).await;
+            self.tenure = None;
+            self.state = BroadcastState::Standby;
+            let holder =
+                self.store.lease(&self.id).await.ok().flatten().map(|l| format!("{} (epoch {})", l.holder, l.epoch));
+            let message = format!(
+                "lost the lease of channel {} (epoch {}): now played by {}; this node stopped playing it",
+                self.id,
+                tenure.epoch,
+                holder.as_deref().unwrap_or("nobody yet")
+            );
+            let data = serde_json::json!({ "epoch": tenure.epoch, "holder": holder });
+            self.store.event(Actor::Broadcaster, Some(&self.id), EventKind::LeaseLost, &message, data).await;
+            // What this tenure wrote locally is the committed rows' (fetched again by epoch if asked for), except
+            // perhaps its last, refused segment: gone, so it is never served in place of the new holder's.
+            let _ = std::fs::remove_dir_all(self.config.storage.hls_dir().join(self.id.as_str()));
+        }
+        if !self.config.node.runs(Role::Broadcaster) {
+            mirror.refresh(&self.store, &self.id).await;
+            return;
+        }
+        let ttl = Duration::from_secs(u64::from(self.config.node.lease_seconds));
+        match self.store.lease_acquire(&self.id, self.store.node(), ttl).await {
+            Ok(Some(epoch)) => {
+                let tenure = lease::Tenure::new(epoch);
+                tokio::spawn(lease::renew(self.store.clone(), self.id.clone(), tenure.clone(), ttl));
+                self.tenure = Some(tenure.clone());
+                self.state = BroadcastState::Starting;
+                let message = format!("took the lease of channel {} (epoch {epoch}) and plays it", self.id);
+                let data = serde_json::json!({ "epoch": epoch });
+                self.store.event(Actor::Broadcaster, Some(&self.id), EventKind::LeaseAcquired, &message, data).await;
+                let started = self.start_playout(Some(tenure.clone())).await;
+                *thread = self.started(started).await;
+                if thread.is_none() {
+                    // Give the channel to a node that can play it.
+                    tenure.lose();
+                    let _ = self.store.lease_release(&self.id, self.store.node(), epoch).await;
+                    self.tenure = None;
+                }
+            }
+            Ok(None) => mirror.refresh(&self.store, &self.id).await,
+            Err(e) => tracing::warn!("channel {}: cannot read its lease: {e}", self.id),
+        }
+    }
+
+    /// The playlist settings an origin that does not play the channel renders it with.
+    fn mirror_settings(&self) -> PlaylistSettings {
+        let hf = HouseFormat::from_config(&self.config.house_format);
+        let b = &self.config.broadcaster;
+        PlaylistSettings {
+            dir: self.config.storage.hls_dir().join(self.id.as_str()),
+            rungs: playlist_rungs(&hf, &[]),
+            window: b.playlist_segments as usize,
+            segment_duration: Duration::from_secs(u64::from(hf.segment_seconds)),
+            grace: Duration::from_secs(u64::from(b.segment_grace_seconds)),
         }
     }
 
@@ -161,8 +286,12 @@ impl Broadcaster {
         engine::relock(&self.shared)
     }
 
-    /// Makes the slate, recovers the playlists and starts the playout thread.
-    async fn start_playout(&mut self) -> Result<std::thread::JoinHandle<()>, BroadcasterError> {
+    /// Makes the slate, recovers the playlists (from disk on one box, from the committed rows when taking a shared
+    /// channel over in `tenure`) and starts the playout thread.
+    async fn start_playout(
+        &mut self,
+        tenure: Option<lease::Tenure>,
+    ) -> Result<std::thread::JoinHandle<()>, BroadcasterError> {
         let hf = HouseFormat::from_config(&self.config.house_format);
         let (slate, full_slate) = feed::ensure_slate(&self.store, &self.factory, &self.channel, &hf).await?;
         let hls_dir = self.config.storage.hls_dir().join(self.id.as_str());
@@ -180,9 +309,34 @@ impl Broadcaster {
             grace: Duration::from_secs(u64::from(b.segment_grace_seconds)),
         };
         let published = self.published.clone();
-        let playlist = tokio::task::spawn_blocking(move || Playlist::recover_into(settings, published))
-            .await
-            .map_err(|e| BroadcasterError::Io { what: "recovering the playlists".into(), source: e.into() })??;
+        let playlist = match &tenure {
+            None => tokio::task::spawn_blocking(move || Playlist::recover_into(settings, published))
+                .await
+                .map_err(|e| BroadcasterError::Io { what: "recovering the playlists".into(), source: e.into() })??,
+            Some(t) => {
+                let rows = self.store.segments(&self.id, b.playlist_segments as i64 + 1).await?;
+                let commit = Box::new(lease::SegmentCommitter {
+                    rt: tokio::runtime::Handle::current(),
+                    store: self.store.clone(),
+                    channel: self.id.clone(),
+                    tenure: t.clone(),
+                    dir: hls_dir.clone(),
+                    rungs: settings.rungs.iter().map(|r| r.name.clone()).collect(),
+                });
+                let epoch = t.epoch;
+                let playlist =
+                    tokio::task::spawn_blocking(move || Playlist::take_over(settings, published, &rows, epoch, commit))
+                        .await
+                        .map_err(|e| BroadcasterError::Io {
+                            what: "taking the playlists over".into(),
+                            source: e.into(),
+                        })??;
+                let text = playlist.multivariant();
+                self.store.set_lease_multivariant(&self.id, self.store.node(), epoch, &text).await?;
+                playlist.write_channel_playlist()?;
+                playlist
+            }
+        };
         let recovery = playlist.recovery().clone();
         self.store
             .event(
@@ -206,6 +360,10 @@ impl Broadcaster {
             last_published,
         )
         .await?;
+        let feed = match &tenure {
+            Some(t) => feed.fenced_by(t.clone()),
+            None => feed,
+        };
         let (tx, rx) = std::sync::mpsc::channel();
         let settings = EngineSettings {
             out_dir: hls_dir,

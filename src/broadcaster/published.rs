@@ -21,6 +21,21 @@ pub struct Published {
     /// The number the next segment will carry. Segments numbered from it up are being written (or are leftovers
     /// of a crash that were never listed): not served.
     pub next_seq: u64,
+    /// Nodes sharing an object store: the listed segments, each with the lease epoch that names its object, so an
+    /// origin that did not write a segment fetches it. Empty on one box.
+    pub objects: Vec<SegmentObject>,
+    /// When the newest listed segment ended (its PROGRAM-DATE-TIME plus its duration): an origin whose playlist
+    /// stopped advancing says so (503) rather than serve a stream that went nowhere.
+    pub last_end: Option<std::time::SystemTime>,
+}
+
+/// A listed segment's object in the shared store.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmentObject {
+    pub seq: u64,
+    pub epoch: i64,
+    /// When it ended: its `Last-Modified` on every origin.
+    pub end: std::time::SystemTime,
 }
 
 /// One rung's media playlist.
@@ -40,6 +55,11 @@ impl Published {
     /// True when segment `seq` of `rung` is complete: the rung is on the ladder and the number was listed.
     pub fn serves_segment(&self, rung: &str, seq: u64) -> bool {
         self.rung(rung).is_some() && seq < self.next_seq
+    }
+
+    /// Where segment `seq`'s object is, when it is listed and the station shares an object store.
+    pub fn object(&self, seq: u64) -> Option<&SegmentObject> {
+        self.objects.iter().find(|o| o.seq == seq)
     }
 }
 
@@ -63,6 +83,7 @@ mod tests {
             channel: None,
             rungs: vec![PublishedRung { name: "720p".into(), playlist: None }],
             next_seq: 0,
+            ..Default::default()
         };
         assert!(!p.serves_segment("720p", 0), "nothing listed yet");
         p.next_seq = 8;

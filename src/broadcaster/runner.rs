@@ -344,7 +344,8 @@ impl<F: Feed> Runner<F> {
             let (_, start, end) = fragments.remove(&closed.index).unwrap_or_default();
             let duration = Duration::from_nanos(end.saturating_sub(start).max(0) as u64);
             let pdt = wall(wall0, start - origin);
-            let segment = Segment { seq: closed.index, duration, program_date_time: pdt, discontinuity: false };
+            let segment =
+                Segment { seq: closed.index, duration, program_date_time: pdt, discontinuity: false, epoch: 0 };
             if let Err(e) = self.playlist.push_segment(segment) {
                 tracing::error!("playlist: {e}");
             }

@@ -3,10 +3,12 @@
 //! `vvtv run` with no file uses `Config::default()`, which is a complete demo station. A file only needs the keys it
 //! changes. `config/vvtv.toml` documents every key; a test keeps it in step with the defaults here.
 
+mod cluster;
 mod planner;
 mod programming;
 mod viewer;
 
+pub use cluster::{NodeConfig, Role, S3Config, ALL_ROLES};
 pub use planner::{
     BufferConfig, DiversityConfig, ExplorationConfig, PlannerConfig, RerankConfig, ScheduleConfig, WeightConfig,
 };
@@ -45,6 +47,7 @@ pub struct Config {
     pub audience: AudienceConfig,
     pub log: LogConfig,
     pub access: AccessConfig,
+    pub node: NodeConfig,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             audience: AudienceConfig::default(),
             log: LogConfig::default(),
             access: AccessConfig::default(),
+            node: NodeConfig::default(),
         }
     }
 }
@@ -104,15 +108,39 @@ impl Default for ServerConfig {
 pub struct StorageConfig {
     /// Holds `vvtv.db`, `assets/`, `hls/`, `inbox/` and `control.token`.
     pub data_dir: PathBuf,
+    /// "" = SQLite in `data_dir/vvtv.db`; `sqlite://PATH`; or `postgres://…` for nodes sharing one database.
+    pub database_url: String,
+    /// "" = media stays in `data_dir` on this machine; `s3://bucket/prefix` for nodes sharing an object store.
+    pub object_url: String,
+    pub s3: S3Config,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        StorageConfig { data_dir: PathBuf::from("./var") }
+        StorageConfig {
+            data_dir: PathBuf::from("./var"),
+            database_url: String::new(),
+            object_url: String::new(),
+            s3: S3Config::default(),
+        }
     }
 }
 
 impl StorageConfig {
+    /// The database to open: `database_url`, else SQLite in `data_dir`.
+    pub fn database(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.db_path().display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// True when nodes share the store: media and segments go to the object store, channels are leased.
+    pub fn is_shared(&self) -> bool {
+        !self.object_url.is_empty()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("vvtv.db")
     }
@@ -439,6 +467,17 @@ impl Config {
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(invalid("storage.data_dir", "must not be empty"));
         }
+        let st = &self.storage;
+        cluster::validate_urls(&st.database_url, &st.object_url, &st.s3)?;
+        if st.is_shared()
+            && !(st.database_url.starts_with("postgres://") || st.database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "storage.object_url",
+                "a shared object store needs a shared database: set storage.database_url to postgres://…",
+            ));
+        }
+        self.node.validate()?;
         let hf = &self.house_format;
         if !(1..=120).contains(&hf.fps) {
             return Err(invalid("house_format.fps", format!("{} is outside 1..=120", hf.fps)));

@@ -182,7 +182,9 @@ struct Curator {
 
 impl Curator {
     async fn run(mut self, mut rx: mpsc::Receiver<Msg>, mut shutdown: Shutdown) {
-        let enabled = self.config.curator.enabled;
+        // Scheduled discovery runs on nodes with the curator role; asked-for runs (`vvtvctl discover`, a channel
+        // running short) run wherever they are asked.
+        let enabled = self.config.curator.enabled && self.config.node.runs(crate::config::Role::Curator);
         // When each scheduled source is next due; the first runs start a little after start-up.
         let mut due: HashMap<String, Instant> = self
             .config

@@ -92,8 +92,14 @@ pub async fn clip(
     make_asset(store, hf, source, dir, &request.title, AssetKind::Slate, serde_json::json!({ "format": key })).await
 }
 
-/// Every rung of the house format has a rendition on disk.
+/// Every rung of the house format has a rendition on disk (fetched from the shared object store if need be).
 async fn complete(store: &Store, hf: &HouseFormat, asset: &Asset) -> bool {
     let Ok(renditions) = store.renditions(asset.id).await else { return false };
-    hf.rungs.iter().all(|rung| renditions.iter().any(|r| r.rung == rung.name && r.path.is_file()))
+    for rung in &hf.rungs {
+        let Some(r) = renditions.iter().find(|r| r.rung == rung.name) else { return false };
+        if !store.fetch_media(&r.path).await {
+            return false;
+        }
+    }
+    true
 }

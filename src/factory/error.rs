@@ -13,6 +13,8 @@ pub enum FactoryError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Refused(#[from] IngestRefused),
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectsError),
     #[error("asset {id} is {status}, not ready")]
     NotReady { id: AssetId, status: AssetStatus },
     #[error("{what}: {reason}")]

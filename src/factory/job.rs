@@ -360,6 +360,12 @@ impl Workshop {
             "vmaf_frames": score.frames,
             "normalize_seconds": made.took.as_secs_f64(),
         });
+        // Uploaded before the row exists: a row never names a file other nodes cannot fetch.
+        if let Some(objects) = self.store.objects() {
+            if let Err(e) = objects.upload_dir(&final_dir).await {
+                return Outcome::Failed(format!("cannot upload the renditions to {}: {e}", objects.url()));
+            }
+        }
         let inserted = self
             .store
             .insert_asset(&NewAsset {

@@ -194,8 +194,11 @@ impl Factory {
         let mut jobs: JoinSet<(Job, Outcome)> = JoinSet::new();
         let mut tick = tokio::time::interval(TICK);
         let mut last_disk_check: Option<Instant> = None;
+        let mut woken = wakeups(&store);
         loop {
             tokio::select! {
+                // A job queued on another node (PostgreSQL NOTIFY): claimed below, without waiting for the tick.
+                Some(()) = woken.recv() => {}
                 _ = shutdown.recv() => {
                     // In-flight jobs stay in their stage in the store; the next start requeues them.
                     jobs.abort_all();
@@ -334,8 +337,11 @@ impl Factory {
         }
     }
 
-    /// Starts queued jobs while workers are free and the factory is not paused.
+    /// Starts queued jobs while workers are free and the factory is not paused (on nodes with the factory role).
     async fn claim(&mut self, jobs: &mut JoinSet<(Job, Outcome)>) {
+        if !self.workshop.config.node.runs(crate::config::Role::Factory) {
+            return;
+        }
         let workers = self.workshop.config.factory.workers.max(1) as usize;
         while self.paused.is_none() && jobs.len() < workers {
             let job = match self.store().claim_job(JobStatus::Downloading).await {
@@ -388,8 +394,14 @@ impl Factory {
             }
             Outcome::Failed(error) => (JobStatus::Failed, Some(error.clone()), None),
         };
-        if let Err(e) = store.finish_job(job.id, status, reason.as_deref(), asset).await {
-            tracing::error!(job = %job.id, "cannot record the end of the job: {e}");
+        match store.finish_job(job.id, status, reason.as_deref(), asset).await {
+            Ok(true) => {}
+            Ok(false) => {
+                // This node was taken for dead meanwhile and the job requeued: whoever claimed it records it.
+                tracing::warn!(job = %job.id, "job was requeued and claimed by another node; its result here is dropped");
+                return;
+            }
+            Err(e) => tracing::error!(job = %job.id, "cannot record the end of the job: {e}"),
         }
         let message = match (&asset, &reason) {
             (Some(a), _) => format!("job {}: {} is ready as asset {a}", job.id, job.input),
@@ -541,4 +553,42 @@ impl Config {
     pub fn inbox_dir(&self) -> PathBuf {
         self.factory.inbox_dir.clone().unwrap_or_else(|| self.storage.data_dir.join("inbox"))
     }
+}
+
+/// Wake-ups for idle workers when any node queues a job: PostgreSQL `LISTEN` on the jobs channel (reconnected when
+/// the connection drops). Never fires on SQLite, where the only node queues through its own factory.
+fn wakeups(store: &Store) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    let Some(pool) = store.postgres().cloned() else { return rx };
+    tokio::spawn(async move {
+        loop {
+            let listener = async {
+                let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                l.listen(crate::store::JOBS_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            match listener.await {
+                Ok(mut l) => loop {
+                    match l.recv().await {
+                        Ok(_) => {
+                            if tx.is_closed() {
+                                return;
+                            }
+                            let _ = tx.try_send(());
+                        }
+                        Err(e) => {
+                            tracing::warn!("job notifications interrupted: {e}");
+                            break;
+                        }
+                    }
+                },
+                Err(e) => tracing::warn!("cannot listen for job notifications: {e}"),
+            }
+            if tx.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+    rx
 }

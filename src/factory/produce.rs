@@ -63,6 +63,10 @@ pub async fn make_asset(
             size_bytes: r.size_bytes,
         })
         .collect();
+    // Uploaded before the row exists: a row never names a file other nodes cannot fetch.
+    if let Some(objects) = store.objects() {
+        objects.upload_dir(&dir).await?;
+    }
     let id = store
         .insert_asset(&NewAsset {
             title: title.into(),
@@ -200,7 +204,7 @@ mod tests {
             assert!((i - hf.target_lufs).abs() <= 1.0, "{}: {i} LUFS", r.rung);
         }
         // The factory's clip: a poster that is not an image is left out (the card is still made).
-        let storage = crate::config::StorageConfig { data_dir: dir.path().join("data") };
+        let storage = crate::config::StorageConfig { data_dir: dir.path().join("data"), ..Default::default() };
         let config = crate::config::Config { storage, ..Default::default() };
         let not_an_image = dir.path().join("poster.txt");
         std::fs::write(&not_an_image, b"<html>").unwrap();

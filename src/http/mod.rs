@@ -69,18 +69,34 @@ impl axum::extract::FromRef<AppState> for AudienceHandle {
 pub fn router(state: AppState) -> Router {
     let channels: Vec<_> = state.handles.broadcasters.iter().map(|(id, b)| (id.0.clone(), b.published())).collect();
     let access = state.access.clone();
-    let app = Router::new()
+    let shared = state.store.objects().filter(|o| o.is_shared()).map(|objects| {
+        let c = &state.config;
+        let segment = u64::from(c.house_format.segment_seconds);
+        // Twice what a takeover may take (lease expiry, a second to notice, a start) and three segments more.
+        let takeover = 2 * u64::from(c.node.lease_seconds) + 2 * segment + 4;
+        origin::Shared {
+            objects: objects.clone(),
+            stale_after: std::time::Duration::from_secs(takeover.max(15) + 3 * segment),
+        }
+    });
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api/v1", api::router(state.clone()))
-        .merge(origin::router(
-            state.config.storage.hls_dir(),
-            u64::from(state.config.server.segment_cache_mb) << 20,
-            channels,
-        ))
-        .merge(posters::router())
-        .merge(page::router())
-        .merge(guide::router())
-        .route("/metrics", get(metrics::scrape))
+        .route("/metrics", get(metrics::scrape));
+    // The viewer-facing routes run on nodes with the http role (every node by default).
+    if state.config.node.runs(crate::config::Role::Http) {
+        app = app
+            .merge(origin::router(
+                state.config.storage.hls_dir(),
+                u64::from(state.config.server.segment_cache_mb) << 20,
+                channels,
+                shared,
+            ))
+            .merge(posters::router())
+            .merge(page::router())
+            .merge(guide::router());
+    }
+    let app = app
         // Last, so that it wraps every route above.
         .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .with_state(state);

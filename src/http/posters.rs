@@ -31,7 +31,9 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
     };
     if let Ok(id) = id.parse::<AssetId>() {
         if let Ok(asset) = s.store.asset(id).await {
-            if let Ok(bytes) = tokio::fs::read(pick(&asset.dir)).await {
+            let path = pick(&asset.dir);
+            s.store.fetch_media(&path).await;
+            if let Ok(bytes) = tokio::fs::read(path).await {
                 return jpeg(bytes, "public, max-age=86400");
             }
         }
@@ -39,7 +41,9 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
     // The stand-in: the newest slate's poster, else a generated card.
     if let Ok(slates) = s.store.assets(Some(AssetKind::Slate), Some(AssetStatus::Ready), 1).await {
         if let Some(slate) = slates.first() {
-            if let Ok(bytes) = tokio::fs::read(pick(&slate.dir)).await {
+            let path = pick(&slate.dir);
+            s.store.fetch_media(&path).await;
+            if let Ok(bytes) = tokio::fs::read(path).await {
                 return jpeg(bytes, "public, max-age=60");
             }
         }

@@ -129,7 +129,12 @@ impl Planner {
         self.status.rounds += 1;
         let rules = self.rules.borrow().clone();
         let mut channels = std::mem::take(&mut self.channels);
+        let shared = self.store.objects().is_some_and(|o| o.is_shared());
         for channel in &mut channels {
+            // Nodes sharing the station: a channel is planned by the node that plays it (holds its lease).
+            if shared && !self.holds(&channel.id).await {
+                continue;
+            }
             match self.top_up(channel, &rules).await {
                 Ok(n) => {
                     self.status.scheduled_total += n as u64;
@@ -142,6 +147,11 @@ impl Planner {
             }
         }
         self.channels = channels;
+    }
+
+    async fn holds(&self, channel: &ChannelId) -> bool {
+        let lease = self.store.lease(channel).await;
+        matches!(lease, Ok(Some(l)) if l.holder == self.store.node() && l.remaining_ms > 0)
     }
 
     /// Re-anchors the channel's planned starts on what aired, then appends items until the buffer target is reached.
@@ -232,6 +242,9 @@ impl Planner {
                     Some(id) => self.store.asset(*id).await.ok().map(|a| crate::media::poster::poster_paths(&a.dir).0),
                     None => None,
                 };
+                if let Some(p) = &poster {
+                    self.store.fetch_media(p).await;
+                }
                 let asset_part = next_asset.map_or_else(String::new, |id| format!("-{id}"));
                 let request = ClipRequest {
                     title: format!("Up next at {at}: {next_title}"),

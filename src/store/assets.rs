@@ -143,11 +143,18 @@ impl From<RenditionRow> for Rendition {
     }
 }
 
-fn assets(rows: Vec<AssetRow>) -> Vec<Asset> {
-    rows.into_iter().map(Asset::from).collect()
-}
-
 impl Store {
+    /// An asset as this node sees it: its folder under this node's files root (see [`Store::with_files_root`]).
+    fn asset_of(&self, row: AssetRow) -> Asset {
+        let mut a = Asset::from(row);
+        a.dir = self.local_path(&a.dir);
+        a
+    }
+
+    fn assets_of(&self, rows: Vec<AssetRow>) -> Vec<Asset> {
+        rows.into_iter().map(|r| self.asset_of(r)).collect()
+    }
+
     /// Records an asset and its renditions in one transaction.
     pub async fn insert_asset(&self, a: &NewAsset) -> Result<AssetId> {
         on_pool!(self, |pool| {
@@ -166,7 +173,7 @@ impl Store {
         .bind(&a.source)
         .bind(a.kind.unwrap_or(AssetKind::Programme))
         .bind(a.emergency)
-        .bind(a.dir.to_string_lossy())
+        .bind(self.stored_path(&a.dir))
         .bind(codec::ms(a.duration))
         .bind(first_dts_ns)
         .bind(json_text(&keyframes))
@@ -195,7 +202,7 @@ impl Store {
                 )
                 .bind(id)
                 .bind(&r.rung)
-                .bind(r.path.to_string_lossy())
+                .bind(self.stored_path(&r.path))
                 .bind(i64::from(r.width))
                 .bind(i64::from(r.height))
                 .bind(i64::from(r.video_kbps))
@@ -213,7 +220,7 @@ impl Store {
             .bind(id)
             .fetch_optional(pool)
             .await)?
-        .map(Asset::from)
+        .map(|r| self.asset_of(r))
         .ok_or_else(|| StoreError::NotFound(format!("asset {id}")))
     }
 
@@ -224,12 +231,19 @@ impl Store {
                 .bind(id)
                 .fetch_all(pool)
                 .await)?;
-        Ok(rows.into_iter().map(Rendition::from).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut r = Rendition::from(row);
+                r.path = self.local_path(&r.path);
+                r
+            })
+            .collect())
     }
 
     /// Assets of a kind with the given status, newest first.
     pub async fn assets(&self, kind: Option<AssetKind>, status: Option<AssetStatus>, limit: i64) -> Result<Vec<Asset>> {
-        Ok(assets(on_pool!(self, |pool| sqlx::query_as(
+        Ok(self.assets_of(on_pool!(self, |pool| sqlx::query_as(
             "SELECT * FROM assets WHERE ($1 IS NULL OR kind = $1) AND ($2 IS NULL OR status = $2)
                  ORDER BY id DESC LIMIT $3",
         )
@@ -241,7 +255,7 @@ impl Store {
     }
 
     pub async fn emergency_assets(&self) -> Result<Vec<Asset>> {
-        Ok(assets(on_pool!(self, |pool| sqlx::query_as(
+        Ok(self.assets_of(on_pool!(self, |pool| sqlx::query_as(
             "SELECT * FROM assets WHERE status = 'ready' AND emergency = TRUE ORDER BY id"
         )
         .fetch_all(pool)
@@ -278,7 +292,7 @@ impl Store {
             .bind(sha256)
             .fetch_optional(pool)
             .await)?
-        .map(Asset::from))
+        .map(|r| self.asset_of(r)))
     }
 
     /// Lets the same content be ingested again after its asset was evicted or found bad.
@@ -319,7 +333,7 @@ impl Store {
         .fetch_all(pool)
         .await
         })?;
-        Ok(rows.into_iter().map(|r| (Asset::from(r.asset), r.bytes.max(0) as u64)).collect())
+        Ok(rows.into_iter().map(|r| (self.asset_of(r.asset), r.bytes.max(0) as u64)).collect())
     }
 
     /// Records that an asset's files were deleted to free space.
@@ -368,7 +382,7 @@ impl Store {
         .await)?;
         Ok(rows
             .into_iter()
-            .map(|r| Airable { asset: Asset::from(r.asset), aired: r.aired.clamp(0, u32::MAX as i64) as u32 })
+            .map(|r| Airable { asset: self.asset_of(r.asset), aired: r.aired.clamp(0, u32::MAX as i64) as u32 })
             .collect())
     }
 }

@@ -52,6 +52,7 @@ pub use vvtv_api::{
     ScheduleStatus, SessionEnd, SessionId, SourceKind,
 };
 
+use crate::objects::Objects;
 use codec::now_ms;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -90,6 +91,12 @@ pub struct Store {
     pool: Pool,
     /// The node this process is (`[node] id`): whose jobs are whose.
     node: Arc<str>,
+    /// Where media paths are relative to (`data_dir`) when nodes share the database: each node keeps its copies
+    /// of the shared objects under its own data folder, so the rows name paths relative to it.
+    files_root: Option<Arc<PathBuf>>,
+    /// The media objects (see [`crate::objects`]): kept with the rows that name them, so whoever reads a rendition
+    /// row can fetch its file.
+    objects: Option<Objects>,
 }
 
 impl Store {
@@ -116,13 +123,57 @@ impl Store {
             .await
             .map_err(open_err)?;
         PG_MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { path: PathBuf::from(&shown), source })?;
-        Ok(Store { pool: Pool::Postgres(pool), node: Arc::from(LOCAL_NODE) })
+        Ok(Store { pool: Pool::Postgres(pool), node: Arc::from(LOCAL_NODE), files_root: None, objects: None })
     }
 
     /// The same store, acting for node `id` (claims, heartbeats and requeues are per node).
     pub fn for_node(mut self, id: &str) -> Store {
         self.node = Arc::from(id);
         self
+    }
+
+    /// The same store, storing media paths under `root` relative to it (and reading them back under `root`): what
+    /// nodes sharing the database and the object store do, each with its own data folder.
+    pub fn with_files_root(mut self, root: PathBuf) -> Store {
+        self.files_root = Some(Arc::new(root));
+        self
+    }
+
+    /// The same store with the station's objects; when they are shared, media paths are stored relative to the
+    /// node's data folder (see [`Store::with_files_root`]).
+    pub fn with_objects(self, objects: Objects) -> Store {
+        let mut store = if objects.is_shared() { self.with_files_root(objects.root().to_owned()) } else { self };
+        store.objects = Some(objects);
+        store
+    }
+
+    pub fn objects(&self) -> Option<&Objects> {
+        self.objects.as_ref()
+    }
+
+    /// Makes sure a media file named by a row is on this node (fetched from the shared object store if needed).
+    /// Returns whether it is there.
+    pub async fn fetch_media(&self, path: &Path) -> bool {
+        if let Some(objects) = &self.objects {
+            if let Err(e) = objects.fetch(path).await {
+                tracing::warn!("cannot fetch {}: {e}", path.display());
+            }
+        }
+        tokio::fs::try_exists(path).await.unwrap_or(false)
+    }
+
+    /// A path as stored: relative to the files root when it lies under it.
+    fn stored_path(&self, path: &Path) -> String {
+        let relative = self.files_root.as_deref().and_then(|root| path.strip_prefix(root).ok());
+        relative.unwrap_or(path).to_string_lossy().into_owned()
+    }
+
+    /// A stored path as a path on this node (absolute stored paths stay as they are).
+    fn local_path(&self, stored: &Path) -> PathBuf {
+        match &self.files_root {
+            Some(root) => root.join(stored),
+            None => stored.to_owned(),
+        }
     }
 
     pub fn node(&self) -> &str {
@@ -134,6 +185,13 @@ impl Store {
         match &self.pool {
             Pool::Postgres(pool) => Some(pool),
             Pool::Sqlite(_) => None,
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
         }
     }
 
@@ -160,7 +218,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(open_err)?;
         MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
-        Ok(Store { pool: Pool::Sqlite(pool), node: Arc::from(LOCAL_NODE) })
+        Ok(Store { pool: Pool::Sqlite(pool), node: Arc::from(LOCAL_NODE), files_root: None, objects: None })
     }
 
     /// Opens an existing database read-only (the simulation reads a station's library this way): nothing is created,
@@ -185,7 +243,7 @@ impl Store {
                 m.version, m.description
             )));
         }
-        Ok(Store { pool: Pool::Sqlite(pool), node: Arc::from(LOCAL_NODE) })
+        Ok(Store { pool: Pool::Sqlite(pool), node: Arc::from(LOCAL_NODE), files_root: None, objects: None })
     }
 
     pub async fn close(&self) {

@@ -17,10 +17,12 @@
 
 mod recovery;
 mod render;
+mod shared;
 #[cfg(test)]
 mod test_support;
 
 pub use recovery::{left_on_disk, Recovery};
+pub use shared::Commit;
 
 use super::layout::{rung_dir, segment_file_name};
 use super::published::PublishedSender;
@@ -77,6 +79,9 @@ pub struct Segment {
     pub program_date_time: DateTime<Utc>,
     /// The segment does not continue the previous one (new pipeline, restart): players must reset their decoder.
     pub discontinuity: bool,
+    /// The channel lease epoch it was published in, which names its object (nodes sharing an object store); 0 on
+    /// one box. Set by [`Playlist::push_segment`].
+    pub epoch: i64,
 }
 
 impl Segment {
@@ -112,6 +117,9 @@ pub enum PlaylistError {
     Io { path: PathBuf, action: &'static str, source: io::Error },
     #[error("{} line {line}: {reason}", path.display())]
     Parse { path: PathBuf, line: usize, reason: String },
+    /// The segment could not be published to the shared store, or the channel was taken over (fenced).
+    #[error("segment {seq} not published: {reason}")]
+    Commit { seq: u64, reason: String },
 }
 
 fn io_error<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> PlaylistError + 'a {
@@ -144,6 +152,10 @@ pub struct Playlist {
     recovery: Recovery,
     /// Where every playlist written is published for the origin.
     published: PublishedSender,
+    /// The lease epoch this playlist publishes in (0 on one box).
+    epoch: i64,
+    /// Nodes sharing the station: each segment is uploaded and committed (fenced by the epoch) before it is listed.
+    commit: Option<Box<dyn Commit>>,
 }
 
 impl Playlist {
@@ -159,7 +171,13 @@ impl Playlist {
             return Err(refuse(format!("duration {:?} is outside (0, {:?}]", segment.duration, MAX_SEGMENT)));
         }
         let mut segment = segment;
-        segment.discontinuity |= std::mem::take(&mut self.pending_discontinuity);
+        segment.discontinuity |= self.pending_discontinuity;
+        segment.epoch = self.epoch;
+        if let Some(commit) = &mut self.commit {
+            let before = self.discontinuity_sequence + self.window.iter().filter(|s| s.discontinuity).count() as u64;
+            commit.commit(&segment, before).map_err(|reason| PlaylistError::Commit { seq: segment.seq, reason })?;
+        }
+        self.pending_discontinuity = false;
         self.target_duration = self.target_duration.max(ceil_secs(segment.duration));
         let now = Utc::now();
         self.window.push_back(segment);
@@ -175,7 +193,7 @@ impl Playlist {
     /// Pushes the next segment (numbered [`Playlist::next_seq`]) and returns its number.
     pub fn add(&mut self, duration: Duration, program_date_time: DateTime<Utc>) -> Result<u64, PlaylistError> {
         let seq = self.next_seq;
-        self.push_segment(Segment { seq, duration, program_date_time, discontinuity: false })?;
+        self.push_segment(Segment { seq, duration, program_date_time, discontinuity: false, epoch: 0 })?;
         Ok(seq)
     }
 
@@ -336,6 +354,7 @@ mod tests {
             duration: Duration::from_secs(secs),
             program_date_time: pdt(seq),
             discontinuity: false,
+            epoch: 0,
         };
         let err = pl.push_segment(seg(1, 4)).expect_err("gap");
         assert!(err.to_string().contains("expected media sequence 0"), "{err}");

@@ -114,6 +114,8 @@ impl Playlist {
             last_segment_at: None,
             recovery: Recovery::Fresh,
             published,
+            epoch: 0,
+            commit: None,
         };
         match best {
             Some(parsed) => playlist.resume_from(parsed, &on_disk, &problems),
@@ -264,7 +266,7 @@ pub fn left_on_disk(dir: &Path, rungs: &[String]) -> Published {
     let nothing = Published {
         channel: None,
         rungs: rungs.iter().map(|name| PublishedRung { name: name.clone(), playlist: None }).collect(),
-        next_seq: 0,
+        ..Default::default()
     };
     let mut published = nothing.clone();
     for rung in &mut published.rungs {
@@ -359,6 +361,7 @@ pub(super) fn parse_media_playlist(path: &Path, text: &str) -> Result<ParsedPlay
                 duration,
                 program_date_time,
                 discontinuity: std::mem::take(&mut discontinuity),
+                epoch: 0,
             });
         }
     }

@@ -1,9 +1,9 @@
 //! Writes the playlist text: each rung's media playlist and the channel's multivariant playlist, published in memory
 //! for the origin and written atomically to disk for recovery.
 
-use super::{io_error, Playlist, PlaylistError};
+use super::{io_error, Playlist, PlaylistError, Segment};
 use crate::broadcaster::layout::{rung_dir, segment_file_name, PLAYLIST_FILE};
-use crate::broadcaster::published::{Published, PublishedRung};
+use crate::broadcaster::published::{Published, PublishedRung, SegmentObject};
 use bytes::Bytes;
 use chrono::SecondsFormat;
 use std::fmt::Write as _;
@@ -40,13 +40,27 @@ impl Playlist {
         self.publish(None, None);
     }
 
-    fn publish(&self, media: Option<Bytes>, channel: Option<Bytes>) {
+    pub(super) fn publish(&self, media: Option<Bytes>, channel: Option<Bytes>) {
         let rungs = self.settings.rungs.iter().map(|r| PublishedRung { name: r.name.clone(), playlist: media.clone() });
-        self.published.send_replace(Published { channel, rungs: rungs.collect(), next_seq: self.next_seq });
+        let shared = self.epoch != 0 || self.window.iter().any(|s| s.epoch != 0);
+        let objects = if shared {
+            let end = |s: &Segment| std::time::SystemTime::from(s.end());
+            self.window.iter().map(|s| SegmentObject { seq: s.seq, epoch: s.epoch, end: end(s) }).collect()
+        } else {
+            Vec::new()
+        };
+        let last_end = self.window.back().map(|s| std::time::SystemTime::from(s.end()));
+        self.published.send_replace(Published {
+            channel,
+            rungs: rungs.collect(),
+            next_seq: self.next_seq,
+            objects,
+            last_end,
+        });
     }
 
     /// A media playlist; `prefix` is prepended to segment URIs (the rung folder when served from the channel root).
-    fn render_media(&self, prefix: &str) -> String {
+    pub(super) fn render_media(&self, prefix: &str) -> String {
         let media_sequence = self.window.front().map_or(self.next_seq, |s| s.seq);
         let mut out = String::with_capacity(256 + self.window.len() * 96);
         // Writing into a String cannot fail.

@@ -46,6 +46,7 @@ pub(super) fn push(pl: &mut Playlist, seq: u64) {
         duration: Duration::from_secs(4),
         program_date_time: pdt(seq),
         discontinuity: false,
+        epoch: 0,
     })
     .expect("push");
 }

@@ -23,7 +23,7 @@ mod ranges;
 mod tests;
 
 use crate::broadcaster::layout::{parse_segment_file_name, PLAYLIST_FILE};
-use crate::broadcaster::published::PublishedReceiver;
+use crate::broadcaster::published::{PublishedReceiver, SegmentObject};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -55,6 +55,17 @@ struct Origin {
     cache: Arc<SegmentCache>,
     /// The configured channels, each with what its broadcaster published.
     channels: Arc<HashMap<String, PublishedReceiver>>,
+    shared: Option<Shared>,
+}
+
+/// Nodes sharing the station: where the segments this node did not write are, and when a playlist that stopped
+/// advancing is no longer worth serving.
+#[derive(Clone)]
+pub struct Shared {
+    pub objects: crate::objects::Objects,
+    /// A channel whose newest segment ended longer ago than this answers 503 for its playlists, so a CDN or a
+    /// player fails over to another origin. Longer than a takeover takes, so a takeover is not a failure.
+    pub stale_after: std::time::Duration,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -87,6 +98,7 @@ pub fn router<S>(
     hls_root: PathBuf,
     cache_bytes: u64,
     channels: impl IntoIterator<Item = (String, PublishedReceiver)>,
+    shared: Option<Shared>,
 ) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -95,6 +107,7 @@ where
         root: Arc::new(Root::new(hls_root)),
         cache: Arc::new(SegmentCache::new(cache_bytes)),
         channels: Arc::new(channels.into_iter().collect()),
+        shared,
     };
     // One catch-all route: matchit cannot mix it with `{channel}/{file}` routes, and answering every /hls path
     // here (too deep, raw `..`) gives those answers the CORS header too.
@@ -114,18 +127,32 @@ async fn hls_file(State(origin): State<Origin>, req: Request) -> Response {
     }
     let mut components = path.split('/');
     match (components.next(), components.next(), components.next(), components.next()) {
-        (Some(channel), Some(file), None, _) => origin.serve(channel, None, file, req.method(), req.headers()),
+        (Some(channel), Some(file), None, _) => origin.serve(channel, None, file, req.method(), req.headers()).await,
         (Some(channel), Some(rung), Some(file), None) => {
-            origin.serve(channel, Some(rung), file, req.method(), req.headers())
+            origin.serve(channel, Some(rung), file, req.method(), req.headers()).await
         }
         _ => not_found(),
     }
 }
 
 impl Origin {
-    fn serve(&self, channel: &str, rung: Option<&str>, file: &str, method: &Method, headers: &HeaderMap) -> Response {
+    async fn serve(
+        &self,
+        channel: &str,
+        rung: Option<&str>,
+        file: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Response {
         let Some(published) = self.channels.get(channel) else { return not_found() };
         if file == PLAYLIST_FILE {
+            if let Some(shared) = &self.shared {
+                let last_end = published.borrow().last_end;
+                let stale = last_end.and_then(|t| t.elapsed().ok()).is_some_and(|age| age > shared.stale_after);
+                if stale {
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, "the channel's playlist stopped advancing");
+                }
+            }
             let body = {
                 let p = published.borrow();
                 match rung {
@@ -155,6 +182,13 @@ impl Origin {
         }
         let opened = match self.root.open(&path) {
             Ok(opened) => opened,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && self.shared.is_some() => {
+                let object = published.borrow().object(seq).copied();
+                return match object {
+                    Some(o) => self.serve_object(channel, rung, &path, o, method, headers).await,
+                    None => not_found(),
+                };
+            }
             Err(e) => return open_failed(&path, &e),
         };
         let (len, validators) = (opened.len, Validators::new(opened.modified, opened.len));
@@ -167,6 +201,36 @@ impl Origin {
                 Ok(body.slice(start as usize..(start + count) as usize))
             }
             None => opened.read(start, count).map(Bytes::from),
+        })
+    }
+}
+
+impl Origin {
+    /// A listed segment another node wrote: fetched whole from the shared object store (by the epoch that names
+    /// it), kept in the cache like a local one, with validators every origin computes alike (its end time).
+    async fn serve_object(
+        &self,
+        channel: &str,
+        rung: &str,
+        path: &str,
+        object: SegmentObject,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Response {
+        let Some(shared) = &self.shared else { return not_found() };
+        let key = crate::objects::segment_key(channel, rung, object.epoch, object.seq);
+        let body = match shared.objects.get(&key).await {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::warn!("cannot fetch segment {key} from {}: {e}", shared.objects.url());
+                return refuse(StatusCode::BAD_GATEWAY, "cannot fetch the segment from the object store");
+            }
+        };
+        let len = body.len() as u64;
+        let validators = Validators::new(object.end, len);
+        self.cache.insert(path, Cached { body: body.clone(), validators: validators.clone() });
+        segment(method, headers, validators, len, |start, count| {
+            Ok(body.slice(start as usize..(start + count) as usize))
         })
     }
 }

@@ -55,6 +55,7 @@ fn published(channel: &str, media: &str) -> Published {
         channel: Some(Bytes::from(channel.to_owned())),
         rungs: vec![PublishedRung { name: "720p".into(), playlist: Some(Bytes::from(media.to_owned())) }],
         next_seq: 14,
+        ..Default::default()
     }
 }
 
@@ -93,7 +94,7 @@ async fn start_with_cache(cache_bytes: u64) -> (Server, Vec<PublishedSender>) {
         senders.push(tx);
         channels.push((id.to_string(), rx));
     }
-    let app: Router = router(root, cache_bytes, channels);
+    let app: Router = router(root, cache_bytes, channels, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -261,7 +262,7 @@ async fn merges_into_a_router_with_state() {
     tx.send_replace(published(MULTIVARIANT, MEDIA));
     let app: Router = Router::new()
         .route("/healthz", get(|State(_): State<AppState>| async { "ok" }))
-        .merge(router(tmp.path().to_path_buf(), 0, [("main".to_string(), rx)]))
+        .merge(router(tmp.path().to_path_buf(), 0, [("main".to_string(), rx)], None))
         .with_state(AppState);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -287,7 +288,7 @@ async fn playlists_come_from_memory_as_published() {
     senders[0].send_replace(Published {
         channel: None,
         rungs: vec![PublishedRung { name: "720p".into(), playlist: None }],
-        next_seq: 0,
+        ..Default::default()
     });
     for path in ["/hls/main/live.m3u8", "/hls/main/720p/live.m3u8", "/hls/main/720p/seg00000012.ts"] {
         let res = s.get(path).await;

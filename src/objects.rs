@@ -1,0 +1,224 @@
+//! The media objects of a station — renditions, posters, generated clips and HLS segments — behind one
+//! [`ObjectStore`]: the data folder itself on one box (`LocalFileSystem`), an S3-compatible service when nodes share
+//! the station (`storage.object_url = "s3://bucket/prefix"`).
+//!
+//! A media file's key is its path relative to `data_dir` (`assets/…/720p.ts`), so every node keeps its local copy at
+//! the same place under its own data folder: a node makes a file locally, [`Objects::upload`]s it (multipart when
+//! large), and any other node [`Objects::fetch`]es it before it needs it. On one box the file already is the object
+//! and both calls are no-ops. Segments are different: they are written once under keys that carry the lease epoch
+//! ([`segment_key`]), with `PutMode::Create` and cache headers a CDN honours, so a zombie's upload can never replace
+//! what the channel's new holder published.
+
+use crate::config::StorageConfig;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as Key;
+use object_store::prefix::PrefixStore;
+use object_store::{Attribute, Attributes, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Files above this go up in parts (S3's minimum part is 5 MiB).
+const MULTIPART_FROM: u64 = 16 * 1024 * 1024;
+const PART: usize = 8 * 1024 * 1024;
+/// Segment objects never change: a CDN (and the S3 service's own cache) may keep them for a day.
+pub const SEGMENT_CACHE_CONTROL: &str = "public, max-age=86400, immutable";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    #[error("storage.object_url {url}: {reason}")]
+    Config { url: String, reason: String },
+    #[error("{} is not under data_dir {}: it has no object key", path.display(), root.display())]
+    Outside { path: PathBuf, root: PathBuf },
+    #[error("object {key}: {source}")]
+    Store { key: String, source: object_store::Error },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// The station's object store and this node's data folder.
+#[derive(Debug, Clone)]
+pub struct Objects {
+    store: Arc<dyn ObjectStore>,
+    /// This node's data folder (absolute): local copies live here, at their key.
+    root: PathBuf,
+    /// False on one box: the data folder is the object store.
+    shared: bool,
+    /// What the store is, for messages (`s3://bucket/prefix` or the folder).
+    url: String,
+}
+
+/// The key of segment `seq` of a channel's rung, as published in lease epoch `epoch`. Never reused: a new holder
+/// publishes under its own epoch.
+pub fn segment_key(channel: &str, rung: &str, epoch: i64, seq: u64) -> String {
+    format!("hls/{channel}/{rung}/e{epoch}/seg{seq:08}.ts")
+}
+
+impl Objects {
+    /// The object store `storage` names. The data folder is created if missing.
+    pub fn open(storage: &StorageConfig) -> Result<Objects, ObjectsError> {
+        let root = &storage.data_dir;
+        std::fs::create_dir_all(root).map_err(|source| ObjectsError::Io { path: root.clone(), source })?;
+        let root = std::fs::canonicalize(root).map_err(|source| ObjectsError::Io { path: root.clone(), source })?;
+        if storage.object_url.is_empty() {
+            let local = LocalFileSystem::new_with_prefix(&root)
+                .map_err(|e| ObjectsError::Config { url: root.display().to_string(), reason: e.to_string() })?;
+            let url = root.display().to_string();
+            return Ok(Objects { store: Arc::new(local), root, shared: false, url });
+        }
+        let url = storage.object_url.clone();
+        let config_err = |reason: String| ObjectsError::Config { url: url.clone(), reason };
+        let rest = url.strip_prefix("s3://").ok_or_else(|| config_err("must start with s3://".into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let s3 = &storage.s3;
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_region(&s3.region)
+            .with_allow_http(s3.allow_http)
+            .with_virtual_hosted_style_request(false)
+            .with_conditional_put(S3ConditionalPut::ETagMatch);
+        if !s3.endpoint.is_empty() {
+            builder = builder.with_endpoint(&s3.endpoint);
+        }
+        if !s3.access_key_id.is_empty() {
+            builder = builder.with_access_key_id(&s3.access_key_id).with_secret_access_key(&s3.secret_access_key);
+        }
+        let s3store = builder.build().map_err(|e| config_err(e.to_string()))?;
+        let store: Arc<dyn ObjectStore> = match prefix.trim_matches('/') {
+            "" => Arc::new(s3store),
+            p => Arc::new(PrefixStore::new(s3store, p)),
+        };
+        Ok(Objects { store, root, shared: true, url })
+    }
+
+    /// True when nodes share the store (S3): files must be uploaded and fetched.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// This node's data folder (absolute).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key_of(&self, local: &Path) -> Result<Key, ObjectsError> {
+        let outside = || ObjectsError::Outside { path: local.to_owned(), root: self.root.clone() };
+        let relative = local.strip_prefix(&self.root).map_err(|_| outside())?;
+        Ok(Key::from_iter(relative.iter().map(|c| c.to_string_lossy().into_owned())))
+    }
+
+    /// Makes the local file `local` (under the data folder) an object other nodes can fetch. Large files go up in
+    /// parts. A no-op on one box.
+    pub async fn upload(&self, local: &Path) -> Result<(), ObjectsError> {
+        if !self.shared {
+            return Ok(());
+        }
+        let key = self.key_of(local)?;
+        let io = |source| ObjectsError::Io { path: local.to_owned(), source };
+        let store_err = |source| ObjectsError::Store { key: key.to_string(), source };
+        let size = tokio::fs::metadata(local).await.map_err(io)?.len();
+        if size < MULTIPART_FROM {
+            let bytes = tokio::fs::read(local).await.map_err(io)?;
+            self.store.put(&key, PutPayload::from(bytes)).await.map_err(store_err)?;
+            return Ok(());
+        }
+        let upload = self.store.put_multipart(&key).await.map_err(store_err)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+        let mut file = tokio::fs::File::open(local).await.map_err(io)?;
+        let mut buf = vec![0u8; PART];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut file, &mut buf).await.map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(4).await.map_err(store_err)?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await.map_err(store_err)?;
+        Ok(())
+    }
+
+    /// Uploads every file of a folder under the data folder (an asset's renditions and posters).
+    pub async fn upload_dir(&self, dir: &Path) -> Result<usize, ObjectsError> {
+        if !self.shared {
+            return Ok(0);
+        }
+        let io = |source| ObjectsError::Io { path: dir.to_owned(), source };
+        let mut entries = tokio::fs::read_dir(dir).await.map_err(io)?;
+        let mut n = 0;
+        while let Some(entry) = entries.next_entry().await.map_err(io)? {
+            let path = entry.path();
+            let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !hidden && entry.file_type().await.map_err(io)?.is_file() {
+                self.upload(&path).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Makes sure `local` exists on this node, downloading its object when it does not (written to a temp file and
+    /// renamed, so a reader never sees half of it). Returns true when it was downloaded. On one box a missing file
+    /// stays missing (false).
+    pub async fn fetch(&self, local: &Path) -> Result<bool, ObjectsError> {
+        if !self.shared || tokio::fs::try_exists(local).await.unwrap_or(false) {
+            return Ok(false);
+        }
+        let key = self.key_of(local)?;
+        let io = |source| ObjectsError::Io { path: local.to_owned(), source };
+        let store_err = |source| ObjectsError::Store { key: key.to_string(), source };
+        if let Some(parent) = local.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io)?;
+        }
+        let tmp = local.with_file_name(format!(
+            ".{}.{}.part",
+            local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            std::process::id()
+        ));
+        let mut stream = self.store.get(&key).await.map_err(store_err)?.into_stream();
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(store_err)?;
+            tokio::io::AsyncWriteExt::write_all(&mut out, &chunk).await.map_err(io)?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut out).await.map_err(io)?;
+        drop(out);
+        tokio::fs::rename(&tmp, local).await.map_err(io)?;
+        Ok(true)
+    }
+
+    /// Writes a segment once under `key` with cache headers; a second write of the same key (a retry by the same
+    /// holder) is accepted, nothing is ever overwritten.
+    pub async fn put_segment(&self, key: &str, bytes: Bytes) -> Result<(), ObjectsError> {
+        let k = Key::from(key);
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::CacheControl, SEGMENT_CACHE_CONTROL.into());
+        attributes.insert(Attribute::ContentType, "video/mp2t".into());
+        let options = PutOptions { mode: PutMode::Create, attributes, ..Default::default() };
+        match self.store.put_opts(&k, PutPayload::from(bytes), options).await {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(source) => Err(ObjectsError::Store { key: key.into(), source }),
+        }
+    }
+
+    /// The whole object `key`.
+    pub async fn get(&self, key: &str) -> Result<Bytes, ObjectsError> {
+        let store_err = |source| ObjectsError::Store { key: key.into(), source };
+        let k = Key::from(key);
+        self.store.get(&k).await.map_err(store_err)?.bytes().await.map_err(store_err)
+    }
+
+    /// Deletes `key`; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), ObjectsError> {
+        match self.store.delete(&Key::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(ObjectsError::Store { key: key.into(), source }),
+        }
+    }
+}
