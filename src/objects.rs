@@ -222,3 +222,83 @@ impl Objects {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::S3Config;
+    use vvtv_testkit::seaweed::Seaweed;
+
+    fn storage(data: &Path, weed: &Seaweed) -> StorageConfig {
+        StorageConfig {
+            data_dir: data.to_owned(),
+            database_url: "postgres://unused".into(),
+            object_url: "s3://media/station".into(),
+            s3: S3Config {
+                endpoint: weed.endpoint(),
+                region: weed.region().into(),
+                access_key_id: weed.access_key().into(),
+                secret_access_key: weed.secret_key().into(),
+                allow_http: true,
+            },
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_one_node_uploads_is_fetched_whole_by_another() {
+        let tmp = tempfile::tempdir().unwrap();
+        let weed = tokio::task::spawn_blocking({
+            let dir = tmp.path().join("weed");
+            move || Seaweed::start(&dir)
+        })
+        .await
+        .unwrap();
+        weed.create_bucket("media");
+        let a = Objects::open(&storage(&tmp.path().join("a"), &weed)).unwrap();
+        let b = Objects::open(&storage(&tmp.path().join("b"), &weed)).unwrap();
+        assert!(a.is_shared());
+        // One small file and one that goes up in parts.
+        let dir = a.root().join("assets").join("x");
+        std::fs::create_dir_all(&dir).unwrap();
+        let small: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let large: Vec<u8> = (0..(MULTIPART_FROM as u32 + 3_000_000)).map(|i| (i % 253) as u8).collect();
+        std::fs::write(dir.join("small.mp4"), &small).unwrap();
+        std::fs::write(dir.join("large.mp4"), &large).unwrap();
+        std::fs::write(dir.join(".hidden.part"), b"x").unwrap();
+        assert_eq!(a.upload_dir(&dir).await.unwrap(), 2, "hidden temp files stay local");
+        let there = b.root().join("assets").join("x");
+        for (name, bytes) in [("small.mp4", &small), ("large.mp4", &large)] {
+            let local = there.join(name);
+            assert!(b.fetch(&local).await.unwrap(), "{name} downloaded");
+            assert_eq!(&std::fs::read(&local).unwrap(), bytes, "{name} arrives whole");
+            assert!(!b.fetch(&local).await.unwrap(), "{name} is fetched once");
+        }
+        let err = b.fetch(&there.join("missing.mp4")).await.unwrap_err().to_string();
+        assert!(err.contains("assets/x/missing.mp4"), "{err}");
+        let outside = b.fetch(&tmp.path().join("elsewhere.mp4")).await.unwrap_err().to_string();
+        assert!(outside.contains("not under data_dir"), "{outside}");
+
+        // Segments: written once under their epoch's key; a retry is accepted and changes nothing.
+        let key = segment_key("main", "720p", 3, 42);
+        assert_eq!(key, "hls/main/720p/e3/seg00000042.ts");
+        a.put_segment(&key, Bytes::from_static(b"first")).await.unwrap();
+        a.put_segment(&key, Bytes::from_static(b"second")).await.unwrap();
+        assert_eq!(&b.get(&key).await.unwrap()[..], b"first", "a segment object is never overwritten");
+        let head = weed.request("HEAD", &format!("/media/station/{key}"), b"");
+        assert_eq!(head.status, 200);
+        a.delete(&key).await.unwrap();
+        a.delete(&key).await.unwrap();
+        assert!(b.get(&key).await.is_err());
+    }
+
+    #[test]
+    fn one_box_keeps_media_in_the_data_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = Objects::open(&StorageConfig { data_dir: tmp.path().join("d"), ..Default::default() }).unwrap();
+        assert!(!local.is_shared());
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let missing = local.root().join("assets").join("a.mp4");
+        assert!(!rt.block_on(local.fetch(&missing)).unwrap(), "nothing to fetch from");
+        rt.block_on(local.upload(&missing)).expect("a no-op on one box");
+    }
+}

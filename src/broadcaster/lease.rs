@@ -115,7 +115,7 @@ impl Commit for SegmentCommitter {
                 }
                 Err(e) => return Err(format!("cannot commit segment {}: {e}", row.seq)),
             }
-            if row.seq as u64 % 16 == 0 && row.seq as u64 > KEEP_SEGMENTS {
+            if (row.seq as u64).is_multiple_of(16) && row.seq as u64 > KEEP_SEGMENTS {
                 prune(&store, &channel, &rungs, row.seq as u64 - KEEP_SEGMENTS).await;
             }
             Ok(())

@@ -81,6 +81,8 @@ pub struct ItemDemux {
     title: String,
     /// How errors name the renditions: the first one.
     file: String,
+    /// Demuxers that have added all their pads: a seek before then reaches sinks not linked yet, and fails.
+    ready: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Drop for ItemDemux {
@@ -107,6 +109,7 @@ impl ItemDemux {
             inputs: Inputs::none(),
             title: title.to_owned(),
             file: settings.files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+            ready: Arc::default(),
         };
         for (rung, file) in settings.files.iter().enumerate() {
             item.add_rendition(rung, file, settings.sync, &mut on_stream)?;
@@ -118,6 +121,7 @@ impl ItemDemux {
         pipeline.set_state(gst::State::Paused).map_err(|e| item.item_error(e))?;
         if settings.start_ns > 0 {
             item.wait_preroll()?;
+            item.wait_for_pads(settings.files.len())?;
             item.pipeline
                 .seek_simple(
                     gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
@@ -173,6 +177,10 @@ impl ItemDemux {
             branches.push((video, sink));
         }
         // qtdemux pads appear at preroll; link the first video and first audio stream, ignore the rest.
+        let ready = self.ready.clone();
+        demux.connect_no_more_pads(move |_| {
+            ready.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
         let branches = Arc::new(Mutex::new(branches));
         demux.connect_pad_added(move |_, pad| {
             let name = pad.name();
@@ -200,6 +208,22 @@ impl ItemDemux {
     }
 
     /// Waits for the preroll; fails with the pipeline's error, or when it takes longer than 20 s.
+    /// Waits until each of the `demuxers` has added its pads (they were linked as they came), or fails with the
+    /// first error posted.
+    fn wait_for_pads(&self, demuxers: usize) -> Result<(), DemuxError> {
+        let deadline = std::time::Instant::now() + PREROLL_LIMIT;
+        while self.ready.load(std::sync::atomic::Ordering::SeqCst) < demuxers {
+            if let Some(e) = self.error() {
+                return Err(e);
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(self.item_error(format!("streams not found within {} s", PREROLL_LIMIT.as_secs())));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
     pub fn wait_preroll(&self) -> Result<(), DemuxError> {
         let (res, _, _) = self.pipeline.state(gst::ClockTime::from_nseconds(PREROLL_LIMIT.as_nanos() as u64));
         if res.is_err() {
@@ -255,6 +279,53 @@ mod tests {
         let clock = gst::SystemClock::obtain();
         let settings = DemuxSettings { title: "clip A", files, sync: false, clock: &clock, start_ns: 0 };
         ItemDemux::open(&settings, |_| Box::new(|_| Ok(gst::FlowSuccess::Ok)))
+    }
+
+    /// Resuming an item seeks every rendition to the keyframe at or before the position: the first video sample
+    /// after the seek starts there (it once failed: the seek was sent before the demuxers had linked their streams).
+    #[test]
+    fn a_resumed_item_starts_at_the_keyframe_before_its_position() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hf = crate::media::test_support::small();
+        let card = crate::media::test_support::card("resume", crate::media::transcode::TestPattern::Ball, None, 9.0);
+        let encoded = crate::media::transcode::encode(&hf, &card, dir.path(), &|_| {}).expect("encode");
+        let files: Vec<PathBuf> = encoded.renditions.iter().map(|r| r.path.clone()).collect();
+        crate::media::pipeline::init("test").expect("gst init");
+        let clock = gst::SystemClock::obtain();
+        let first_after_seek = Arc::new(Mutex::new(Vec::new()));
+        let settings =
+            DemuxSettings { title: "resume", files: &files, sync: false, clock: &clock, start_ns: 4_500_000_000 };
+        let demux = ItemDemux::open(&settings, |stream| {
+            let seen = first_after_seek.clone();
+            Box::new(move |sample: gst::Sample| {
+                if stream.video {
+                    let pts = sample.buffer().and_then(|b| b.pts()).map(|t| t.nseconds());
+                    seen.lock().unwrap().push((stream.rung, pts));
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+        })
+        .expect("a resumed item opens");
+        demux.play().expect("play");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let late =
+            |seen: &[(usize, Option<u64>)]| seen.iter().filter(|(_, p)| p.is_some_and(|p| p > 4_000_000_000)).count();
+        while late(&first_after_seek.lock().unwrap()) < 2 * files.len() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        demux.stop();
+        let seen = first_after_seek.lock().unwrap().clone();
+        // Samples from the start may arrive before the seek (the engine drops them); after them, the first one
+        // past the first second is the keyframe before the position, and nothing in between was read.
+        let gop = u64::from(hf.gop_seconds) * 1_000_000_000;
+        let keyframe = 4_500_000_000 / gop * gop;
+        for rung in 0..files.len() {
+            let resumed = seen.iter().filter(|(r, _)| *r == rung).filter_map(|(_, p)| *p).find(|&p| p > 1_000_000_000);
+            assert!(
+                resumed.is_some_and(|p| p.abs_diff(keyframe) < 100_000_000),
+                "rung {rung} resumed at {resumed:?}, not at the keyframe {keyframe} ns: {seen:?}"
+            );
+        }
     }
 
     #[test]

@@ -148,8 +148,11 @@ mod tests {
         }
     }
 
+    /// (seq, epoch, discontinuity, discontinuity sequence) of each commit.
+    type Commits = std::sync::Arc<std::sync::Mutex<Vec<(u64, i64, bool, u64)>>>;
+
     #[derive(Debug)]
-    struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<(u64, i64, bool, u64)>>>, bool);
+    struct Recorder(Commits, bool);
     impl Commit for Recorder {
         fn commit(&mut self, s: &Segment, dseq: u64) -> Result<(), String> {
             if self.1 {
