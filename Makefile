@@ -3,7 +3,7 @@ CARGO ?= cargo
 CONFIG ?=
 BIN := target/debug
 
-.PHONY: deps build run test lint fmt bench bench-playout bench-factory bench-loudness bench-vmaf bench-origin bench-startup bench-simulate check-player
+.PHONY: deps build run test lint fmt bench bench-playout bench-factory bench-loudness bench-vmaf bench-origin bench-startup bench-simulate bench-cluster check-player
 
 deps:
 	@bash scripts/install-deps.sh
@@ -29,7 +29,7 @@ fmt:
 	$(CARGO) fmt --all
 
 # Benchmarks (outside `make test`); same dev profile, so nothing is built twice.
-bench: bench-playout bench-factory bench-loudness bench-vmaf bench-origin bench-startup bench-simulate
+bench: bench-playout bench-factory bench-loudness bench-vmaf bench-origin bench-startup bench-simulate bench-cluster
 
 # N = 1, 10, 50 channels on the default ladder for 60 s each, beside one live re-encode (BENCH_CHANNELS, BENCH_SECONDS).
 bench-playout: build
@@ -61,6 +61,11 @@ bench-startup: build
 # `vvtv simulate` for a week of the example grid on 300, 3 000 and 20 000 generated assets, in CPU time.
 bench-simulate:
 	$(CARGO) bench --profile dev --bench simulate
+
+# Two nodes sharing a station (PostgreSQL + SeaweedFS on loopback): per-node CPU and the time from a SIGKILL of the
+# channel's holder to the other node's first segment (BENCH_ROUNDS, BENCH_SECONDS).
+bench-cluster: build
+	$(CARGO) bench --profile dev --bench cluster
 
 # Plays a running station's stream like a viewer's browser does: hls.js in headless Chromium (scripts/player-check).
 # `make check-player URL=http://host/hls/main/live.m3u8 SECONDS=60 [CHECK_ARGS=--expect-restart]`; exit 0 if it played.

@@ -11,130 +11,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use vvtv_testkit::cluster::{get, playlist, Station};
 use vvtv_testkit::daemon::{discontinuities, listed_segments, vvtvctl_bin, wait_for, Daemon};
-use vvtv_testkit::postgres::Postgres;
-use vvtv_testkit::seaweed::Seaweed;
 
 /// A takeover must be this quick (issue budget): lease expiry, a tick, and the new holder's first segment.
 const TAKEOVER_LIMIT: Duration = Duration::from_secs(12);
-
-const LADDER: &str = r#"
-[house_format]
-x264_preset = "ultrafast"
-segment_seconds = 2
-gop_seconds = 2
-[[house_format.ladder]]
-name = "180p"
-width = 320
-height = 180
-video_kbps = 300
-[[house_format.ladder]]
-name = "90p"
-width = 160
-height = 90
-video_kbps = 150
-"#;
-
-struct Station {
-    pg: Postgres,
-    _weed: Seaweed,
-    dir: PathBuf,
-}
-
-impl Station {
-    fn sql(&self, sql: &str) -> String {
-        self.pg.psql("vvtv", sql).trim().to_string()
-    }
-
-    fn number(&self, sql: &str) -> i64 {
-        let text = self.sql(sql);
-        text.parse().unwrap_or_else(|_| panic!("{sql}: {text:?} is not a number"))
-    }
-
-    /// (holder, epoch) of the channel's lease.
-    fn lease(&self) -> Option<(String, i64)> {
-        let row = self.sql("SELECT holder || ' ' || epoch FROM channel_lease WHERE channel_id = 'main'");
-        let (holder, epoch) = row.split_once(' ')?;
-        Some((holder.to_string(), epoch.parse().ok()?))
-    }
-
-    /// Writes node `name`'s config (its own data dir and port; the shared database and object store).
-    fn config(&self, name: &str) -> PathBuf {
-        let dir = self.dir.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let weed = &self._weed;
-        let text = format!(
-            r#"[server]
-listen = "127.0.0.1:0"
-allow_loopback_without_token = true
-
-[storage]
-data_dir = "{data}"
-database_url = "{db}"
-object_url = "s3://vvtv/station"
-
-[storage.s3]
-endpoint = "{endpoint}"
-region = "{region}"
-access_key_id = "{key}"
-secret_access_key = "{secret}"
-allow_http = true
-
-[node]
-id = "{name}"
-lease_seconds = 4
-dead_after_seconds = 6
-
-[factory]
-ingest_roots = ["{media}"]
-vmaf_subsample = 61
-min_height = 180
-
-[broadcaster]
-playlist_segments = 5
-segment_grace_seconds = 30
-
-[curator]
-enabled = false
-{LADDER}
-[[channels]]
-id = "main"
-name = "Main"
-demo_clips = false
-"#,
-            data = dir.join("data").display(),
-            db = self.pg.url("vvtv"),
-            endpoint = weed.endpoint(),
-            region = weed.region(),
-            key = weed.access_key(),
-            secret = weed.secret_key(),
-            media = self.dir.join("media").display(),
-        );
-        let path = dir.join("vvtv.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn start(&self, name: &str) -> Daemon {
-        let config = self.config(name);
-        Daemon::start(&self.dir.join(name), &config)
-    }
-}
-
-fn get(url: &str) -> Option<(u16, Vec<u8>)> {
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let res = client.get(url).send().ok()?;
-    let status = res.status().as_u16();
-    Some((status, res.bytes().ok()?.to_vec()))
-}
-
-/// The rung playlist a node serves, if it serves one.
-fn playlist(node: &Daemon) -> Option<String> {
-    match get(&node.url("/hls/main/180p/live.m3u8")) {
-        Some((200, body)) => Some(String::from_utf8_lossy(&body).into_owned()),
-        _ => None,
-    }
-}
+/// How long the player watches: about 12 s before the kill and the rest after it.
+const PLAYER_SECONDS: u64 = 32;
 
 /// Every segment `playlist` lists is served by `node` as MPEG-TS.
 fn assert_all_fetchable(node: &Daemon, playlist: &str, label: &str) {
@@ -164,37 +47,14 @@ fn ingest_at(base: &str, token: &str, path: &Path) -> i64 {
     v["id"].as_i64().or(v["job"]["id"].as_i64()).unwrap_or_else(|| panic!("no job id in {v}"))
 }
 
-/// Waits until `node` lists a segment of lease epoch `epoch` (the new holder's first), returning when it saw it.
-fn wait_for_epoch(station: &Station, node: &Daemon, epoch: i64, limit: Duration) -> (Instant, String) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let first: Option<u64> = station
-            .sql(&format!("SELECT MIN(seq) FROM segments WHERE channel_id = 'main' AND epoch = {epoch}"))
-            .parse()
-            .ok();
-        if let (Some(first), Some(text)) = (first, playlist(node)) {
-            if listed_segments(&text).contains(&first) {
-                return (Instant::now(), text);
-            }
-        }
-        assert!(Instant::now() < deadline, "no segment of epoch {epoch} listed by {} within {limit:?}", node.base);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     let tmp = tempfile::tempdir().unwrap();
     if std::env::var_os("VVTV_KEEP_CLUSTER_DIR").is_some() {
         eprintln!("keeping {}", tmp.path().display());
     }
-    let pg = Postgres::start();
-    pg.create_database("vvtv");
-    let weed = Seaweed::start(&tmp.path().join("weed"));
-    weed.create_bucket("vvtv");
-    let station = Station { pg, _weed: weed, dir: tmp.path().to_path_buf() };
-    let media = tmp.path().join("media");
-    std::fs::create_dir_all(&media).unwrap();
+    let station = Station::start(tmp.path());
+    let media = station.media_dir();
     let clips: Vec<PathBuf> = (0..4)
         .map(|i| {
             let path = media.join(format!("clip{i}.mp4"));
@@ -205,7 +65,7 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
         .collect();
 
     let mut nodes: BTreeMap<String, Daemon> =
-        ["node-a", "node-b"].into_iter().map(|n| (n.to_string(), station.start(n))).collect();
+        ["node-a", "node-b"].into_iter().map(|n| (n.to_string(), station.start_node(n))).collect();
     let other = |name: &str| if name == "node-a" { "node-b".to_string() } else { "node-a".to_string() };
 
     // Ingest through both nodes at once: each job is claimed by one worker and done once.
@@ -244,7 +104,7 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     wait_for("a programme on air", Duration::from_secs(120), || {
         station.number("SELECT COUNT(*) FROM airings WHERE channel_id = 'main' AND kind = 'scheduled'") > 0
     });
-    let (holder, epoch) = station.lease().expect("a lease");
+    let (holder, epoch) = station.lease("main").expect("a lease");
     eprintln!("holder {holder} epoch {epoch}");
     wait_for("both nodes to serve the same window", Duration::from_secs(20), || {
         let lists: Vec<Vec<u64>> = nodes.values().filter_map(playlist).map(|p| listed_segments(&p)).collect();
@@ -260,17 +120,30 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     let seg = |n: &Daemon| get(&n.url(&format!("/hls/main/180p/seg{seq:08}.ts"))).unwrap().1;
     assert_eq!(seg(&nodes["node-a"]), seg(&nodes["node-b"]), "segment {seq} differs between the origins");
 
-    // SIGKILL the holder: the other node continues the stream within the limit.
+    // SIGKILL the holder: the other node continues the stream within the limit, and a real player (hls.js in
+    // Chromium) watching through the survivor plays on across the takeover without an error or a stall.
     let survivor = other(&holder);
+    let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/player-check");
+    let player = std::process::Command::new("node")
+        .arg(check.join("check.mjs"))
+        .arg(nodes[&survivor].url("/hls/main/live.m3u8"))
+        .arg(PLAYER_SECONDS.to_string())
+        .arg("--out")
+        .arg(tmp.path().join("player-check.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("run node scripts/player-check/check.mjs");
+    std::thread::sleep(Duration::from_secs(12));
     let before = playlist(&nodes[&survivor]).unwrap();
     let killed_at = Instant::now();
     let mut victim = nodes.remove(&holder).unwrap();
     victim.signal_and_wait(libc::SIGKILL, Duration::from_secs(5)).expect("killed");
     drop(victim);
-    wait_for("a new lease epoch", TAKEOVER_LIMIT, || station.lease().is_some_and(|(_, e)| e > epoch));
-    let (new_holder, new_epoch) = station.lease().unwrap();
+    wait_for("a new lease epoch", TAKEOVER_LIMIT, || station.lease("main").is_some_and(|(_, e)| e > epoch));
+    let (new_holder, new_epoch) = station.lease("main").unwrap();
     assert_eq!(new_holder, survivor);
-    let (seen_at, after) = wait_for_epoch(&station, &nodes[&survivor], new_epoch, TAKEOVER_LIMIT);
+    let (seen_at, after) = station.wait_for_epoch(&nodes[&survivor], new_epoch, TAKEOVER_LIMIT);
     let takeover = seen_at - killed_at;
     eprintln!("takeover after SIGKILL: {:.2} s (epoch {new_epoch})", takeover.as_secs_f64());
     assert!(takeover <= TAKEOVER_LIMIT, "takeover took {takeover:?}");
@@ -286,13 +159,21 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     assert_all_fetchable(&nodes[&survivor], &after, "after the kill");
 
     // The killed node comes back as a standby and serves the new holder's stream.
-    nodes.insert(holder.clone(), station.start(&holder));
+    nodes.insert(holder.clone(), station.start_node(&holder));
     wait_for("the restarted node to serve the channel", Duration::from_secs(20), || {
         let (x, y) = (playlist(&nodes[&holder]), playlist(&nodes[&survivor]));
         x.zip(y).is_some_and(|(x, y)| listed_segments(&x).last() == listed_segments(&y).last())
     });
-    assert_eq!(station.lease().unwrap(), (survivor.clone(), new_epoch), "a restart does not take the channel back");
+    assert_eq!(
+        station.lease("main").unwrap(),
+        (survivor.clone(), new_epoch),
+        "a restart does not take the channel back"
+    );
     assert_all_fetchable(&nodes[&holder], &playlist(&nodes[&holder]).unwrap(), "restarted standby");
+    let output = player.wait_with_output().expect("wait for the player check");
+    let report = String::from_utf8_lossy(&output.stdout);
+    eprintln!("hls.js across the takeover:\n{report}");
+    assert!(output.status.success(), "hls.js did not play on across the takeover:\n{report}");
 
     // SIGSTOP the holder: the standby takes over; after SIGCONT the paused holder's writes are refused.
     let zombie = survivor.clone();
@@ -301,11 +182,11 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     unsafe { libc::kill(nodes[&zombie].child.id() as i32, libc::SIGSTOP) };
     let stopped_at = Instant::now();
     wait_for("a takeover of the paused holder", TAKEOVER_LIMIT, || {
-        station.lease().is_some_and(|(_, e)| e > zombie_epoch)
+        station.lease("main").is_some_and(|(_, e)| e > zombie_epoch)
     });
-    let (third_holder, third_epoch) = station.lease().unwrap();
+    let (third_holder, third_epoch) = station.lease("main").unwrap();
     assert_eq!(third_holder, holder);
-    let (seen, _) = wait_for_epoch(&station, &nodes[&holder], third_epoch, TAKEOVER_LIMIT);
+    let (seen, _) = station.wait_for_epoch(&nodes[&holder], third_epoch, TAKEOVER_LIMIT);
     eprintln!("takeover after SIGSTOP: {:.2} s (epoch {third_epoch})", (seen - stopped_at).as_secs_f64());
     let zombie_rows = station.number(&format!("SELECT COUNT(*) FROM segments WHERE epoch = {zombie_epoch}"));
     unsafe { libc::kill(nodes[&zombie].child.id() as i32, libc::SIGCONT) };

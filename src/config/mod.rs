@@ -770,6 +770,41 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_node_example_is_a_valid_shared_node() {
+        let c = Config::parse(include_str!("../../config/cluster-node.toml")).expect("config/cluster-node.toml");
+        c.validate().expect("config/cluster-node.toml validates");
+        assert!(c.storage.is_shared());
+        assert!(c.storage.database().starts_with("postgres://"));
+        assert_eq!((c.node.id.as_str(), c.node.roles.len()), ("node-1", 4));
+        // One box by default: SQLite in data_dir, media in data_dir, every role.
+        let d = Config::default();
+        assert!(!d.storage.is_shared());
+        assert_eq!(d.storage.database(), format!("sqlite://{}", d.storage.db_path().display()));
+        assert!(ALL_ROLES.iter().all(|r| d.node.runs(*r)));
+        assert_eq!(d.node.resolved_id(8080).rsplit('-').next(), Some("8080"));
+    }
+
+    #[test]
+    fn cluster_keys_are_validated_by_name() {
+        let cases = [
+            ("[storage]\nobject_url = \"s3://b/p\"\n", "storage.object_url"),
+            ("[storage]\nobject_url = \"gs://b\"\ndatabase_url = \"postgres://h/db\"\n", "storage.object_url"),
+            ("[storage]\nobject_url = \"s3://\"\ndatabase_url = \"postgres://h/db\"\n", "storage.object_url"),
+            ("[storage]\ndatabase_url = \"mysql://h/db\"\n", "storage.database_url"),
+            ("[node]\nroles = []\n", "node.roles"),
+            ("[node]\nid = \"a b\"\n", "node.id"),
+            ("[node]\nlease_seconds = 1\n", "node.lease_seconds"),
+            ("[node]\nlease_seconds = 10\ndead_after_seconds = 10\n", "node.dead_after_seconds"),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text).and_then(|c| c.validate().map(|_| c)).expect_err(text).to_string();
+            assert!(err.starts_with(key), "{text}: {err}");
+        }
+        let err = Config::parse("[node]\nroles = [\"encoder\"]\n").expect_err("unknown role").to_string();
+        assert!(err.contains("node.roles"), "{err}");
+    }
+
+    #[test]
     fn documented_example_matches_the_defaults() {
         let text = include_str!("../../config/vvtv.toml");
         let c = Config::parse(text).expect("config/vvtv.toml must parse");

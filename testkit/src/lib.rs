@@ -17,12 +17,14 @@
 //! - [`xmltv`]: Debian's `tv_validate_file` against the XMLTV DTD, offline.
 //! - [`postgres`]: a throwaway PostgreSQL 15 cluster on 127.0.0.1 (one per test, or one per test process).
 //! - [`seaweed`]: SeaweedFS's `weed mini` on 127.0.0.1, the S3 object store, with SigV4-signed requests.
+//! - [`cluster`]: a station shared by several nodes: both engines and each node's config.
 //!
 //! The kit does not depend on the `vvtv` crate: the daemon's own unit tests use it, and where it reads what the daemon
 //! writes (segment names, playlists) it checks the contract independently.
 
 mod background;
 pub mod check;
+pub mod cluster;
 pub mod daemon;
 pub mod flaky;
 pub mod llm;

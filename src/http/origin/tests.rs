@@ -402,3 +402,47 @@ async fn a_cached_segment_is_answered_from_memory() {
     assert_eq!(res.bytes().await.expect("body").as_ref(), cached.segment.as_slice());
     assert_eq!(uncached.get(path).await.status(), 404, "read from disk every time");
 }
+
+/// Nodes sharing a station: a listed segment this node did not write comes from the object store under the key of
+/// its epoch, and a playlist that stopped advancing answers 503 so a CDN can fail over.
+#[tokio::test]
+async fn a_shared_origin_fetches_other_nodes_segments_and_refuses_a_stalled_playlist() {
+    use crate::broadcaster::published::SegmentObject;
+    use std::time::{Duration, SystemTime};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    // The data folder's own object store stands in for S3 here: the origin reads the object by its key all the same.
+    let objects =
+        crate::objects::Objects::open(&crate::config::StorageConfig { data_dir: data.clone(), ..Default::default() })
+            .expect("objects");
+    let body: Vec<u8> = (0..4000u32).map(|i| (i % 249) as u8).collect();
+    write(&data.join("hls/main/720p/e7/seg00000013.ts"), &body);
+    let (tx, rx) = crate::broadcaster::published::channel();
+    let end = SystemTime::now();
+    let mut p = published(MULTIVARIANT, MEDIA);
+    p.objects = vec![SegmentObject { seq: 13, epoch: 7, end }];
+    p.last_end = Some(end);
+    tx.send_replace(p.clone());
+    let shared = super::Shared { objects, stale_after: Duration::from_secs(30) };
+    let app: Router = router(data.join("hls"), 1 << 20, [("main".to_string(), rx)], Some(shared));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let get = |path: &str| reqwest::get(format!("http://{addr}{path}"));
+
+    let res = get("/hls/main/720p/seg00000013.ts").await.expect("request");
+    assert_eq!(res.status(), 200);
+    let etag = header(res.headers(), "etag").to_string();
+    assert_eq!(res.bytes().await.expect("body").as_ref(), body.as_slice(), "fetched by its epoch's key");
+    assert!(!etag.is_empty(), "validators from its end time, alike on every origin");
+    assert_eq!(get("/hls/main/720p/seg00000012.ts").await.expect("request").status(), 404, "no object named");
+    assert_eq!(get("/hls/main/live.m3u8").await.expect("request").status(), 200);
+
+    p.last_end = Some(SystemTime::now() - Duration::from_secs(60));
+    tx.send_replace(p);
+    for path in ["/hls/main/live.m3u8", "/hls/main/720p/live.m3u8"] {
+        let res = get(path).await.expect("request");
+        assert_eq!(res.status(), 503, "{path}: a minute without a new segment");
+        assert_eq!(header(res.headers(), "cache-control"), "max-age=1", "{path}");
+    }
+}
