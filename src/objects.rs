@@ -11,7 +11,7 @@
 
 use crate::config::StorageConfig;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as Key;
@@ -176,8 +176,11 @@ impl Objects {
         if let Some(parent) = local.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }
+        // Unique per download: two readers fetching the same file at once each write their own and rename it.
+        static DOWNLOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = DOWNLOADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = local.with_file_name(format!(
-            ".{}.{}.part",
+            ".{}.{}-{n}.part",
             local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             std::process::id()
         ));
@@ -212,6 +215,21 @@ impl Objects {
         let store_err = |source| ObjectsError::Store { key: key.into(), source };
         let k = Key::from(key);
         self.store.get(&k).await.map_err(store_err)?.bytes().await.map_err(store_err)
+    }
+
+    /// Deletes the objects of a folder under the data folder (an evicted asset); returns how many. A no-op on one
+    /// box, where deleting the folder deletes them.
+    pub async fn remove_dir(&self, local_dir: &Path) -> Result<usize, ObjectsError> {
+        if !self.shared {
+            return Ok(0);
+        }
+        let prefix = self.key_of(local_dir)?;
+        let store_err = |source| ObjectsError::Store { key: prefix.to_string(), source };
+        let keys: Vec<Key> = self.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await.map_err(store_err)?;
+        for key in &keys {
+            self.delete(key.as_ref()).await?;
+        }
+        Ok(keys.len())
     }
 
     /// Deletes `key`; a missing object is not an error.
@@ -273,6 +291,17 @@ mod tests {
             assert_eq!(&std::fs::read(&local).unwrap(), bytes, "{name} arrives whole");
             assert!(!b.fetch(&local).await.unwrap(), "{name} is fetched once");
         }
+        // Two readers fetching the same file at once both end with it whole.
+        let again = there.join("again").join("small.mp4");
+        std::fs::create_dir_all(a.root().join("assets/x/again")).unwrap();
+        std::fs::write(a.root().join("assets/x/again/small.mp4"), &small).unwrap();
+        a.upload(&a.root().join("assets/x/again/small.mp4")).await.unwrap();
+        let (x, y) = tokio::join!(b.fetch(&again), b.fetch(&again));
+        assert!(x.is_ok() && y.is_ok(), "{x:?} {y:?}");
+        assert_eq!(std::fs::read(&again).unwrap(), small);
+        // An evicted asset's objects go with it.
+        assert_eq!(a.remove_dir(&dir).await.unwrap(), 3);
+        assert!(b.get("assets/x/small.mp4").await.is_err());
         let err = b.fetch(&there.join("missing.mp4")).await.unwrap_err().to_string();
         assert!(err.contains("assets/x/missing.mp4"), "{err}");
         let outside = b.fetch(&tmp.path().join("elsewhere.mp4")).await.unwrap_err().to_string();

@@ -66,6 +66,12 @@ pub async fn enforce_quota(store: &Store, quota_bytes: u64) -> crate::store::Res
                 tracing::warn!(asset = %asset.id, dir = %asset.dir.display(), "cannot delete evicted asset: {e}");
             }
         }
+        // Nodes sharing an object store: the asset's objects go too (other nodes' local copies are never aired).
+        if let Some(objects) = store.objects() {
+            if let Err(e) = objects.remove_dir(&asset.dir).await {
+                tracing::warn!(asset = %asset.id, "cannot delete the evicted asset's objects: {e}");
+            }
+        }
         used = used.saturating_sub(bytes);
         evicted.push((asset.id, asset.title));
     }
