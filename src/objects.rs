@@ -225,7 +225,8 @@ impl Objects {
         }
         let prefix = self.key_of(local_dir)?;
         let store_err = |source| ObjectsError::Store { key: prefix.to_string(), source };
-        let keys: Vec<Key> = self.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await.map_err(store_err)?;
+        let keys: Vec<Key> =
+            self.store.list(Some(&prefix)).map_ok(|m| m.location).try_collect().await.map_err(store_err)?;
         for key in &keys {
             self.delete(key.as_ref()).await?;
         }
