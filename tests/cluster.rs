@@ -19,6 +19,28 @@ const TAKEOVER_LIMIT: Duration = Duration::from_secs(12);
 /// How long the player watches: about 12 s before the kill and the rest after it.
 const PLAYER_SECONDS: u64 = 32;
 
+/// `config/nginx-cluster.conf` with the two nodes' addresses (`first` asked first), the listen port and paths.
+fn edge_config(first: &str, second: &str, port: u16, prefix: &Path) -> String {
+    let mut conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/nginx-cluster.conf"))
+        .expect("config/nginx-cluster.conf");
+    for (from, to) in [
+        ("server 10.0.0.11:8080 ", format!("server {first} ")),
+        ("server 10.0.0.12:8080 ", format!("server {second} ")),
+        ("listen 8081;", format!("listen 127.0.0.1:{port};")),
+        ("/var/cache/nginx/vvtv-cluster", prefix.join("cache").display().to_string()),
+        ("/var/log/nginx/vvtv-cluster.log", prefix.join("edge.log").display().to_string()),
+    ] {
+        assert!(conf.contains(from), "config/nginx-cluster.conf no longer contains {from:?}: update this test");
+        conf = conf.replace(from, &to);
+    }
+    conf
+}
+
+/// A node's `host:port`.
+fn addr(node: &Daemon) -> String {
+    node.base.trim_start_matches("http://").to_string()
+}
+
 /// Every segment `playlist` lists is served by `node` as MPEG-TS.
 fn assert_all_fetchable(node: &Daemon, playlist: &str, label: &str) {
     for seq in listed_segments(playlist) {
@@ -121,12 +143,17 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     assert_eq!(seg(&nodes["node-a"]), seg(&nodes["node-b"]), "segment {seq} differs between the origins");
 
     // SIGKILL the holder: the other node continues the stream within the limit, and a real player (hls.js in
-    // Chromium) watching through the survivor plays on across the takeover without an error or a stall.
+    // Chromium) watching through the README's edge (config/nginx-cluster.conf: the holder first, the other node when
+    // it fails) plays on across the takeover without an error or a stall.
     let survivor = other(&holder);
+    let port = vvtv_testkit::nginx::free_port();
+    let prefix = tmp.path().join("edge");
+    let (first, second) = (addr(&nodes[&holder]), addr(&nodes[&survivor]));
+    let mut edge = vvtv_testkit::nginx::Nginx::start(&prefix, port, 1, &edge_config(&first, &second, port, &prefix));
     let check = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/player-check");
     let player = std::process::Command::new("node")
         .arg(check.join("check.mjs"))
-        .arg(nodes[&survivor].url("/hls/main/live.m3u8"))
+        .arg(edge.url("/hls/main/live.m3u8"))
         .arg(PLAYER_SECONDS.to_string())
         .arg("--out")
         .arg(tmp.path().join("player-check.json"))
@@ -171,9 +198,12 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
     );
     assert_all_fetchable(&nodes[&holder], &playlist(&nodes[&holder]).unwrap(), "restarted standby");
     let output = player.wait_with_output().expect("wait for the player check");
+    edge.stop();
     let report = String::from_utf8_lossy(&output.stdout);
     eprintln!("hls.js across the takeover:\n{report}");
     assert!(output.status.success(), "hls.js did not play on across the takeover:\n{report}");
+    let log = std::fs::read_to_string(prefix.join("edge.log")).unwrap_or_default();
+    assert!(log.contains(&second), "the edge never asked the surviving node: the player was not failed over");
 
     // SIGSTOP the holder: the standby takes over; after SIGCONT the paused holder's writes are refused.
     let zombie = survivor.clone();
