@@ -138,6 +138,12 @@ fn two_nodes_share_a_station_and_survive_kill_and_pause() {
         assert_eq!(status, 200);
         assert!(String::from_utf8_lossy(&master).contains("180p/live.m3u8"), "multivariant on {}", node.base);
     }
+    // Either node tells who plays the channel and which nodes are alive.
+    let status = nodes[&other(&holder)].vvtvctl(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "vvtvctl status: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(text.contains(&format!("{holder} (epoch {epoch})")) && text.contains("standby"), "{text}");
+    assert!(text.contains("node-a [") && text.contains("node-b [") && text.contains("PostgreSQL"), "{text}");
     let seq = *listed_segments(&playlist(&nodes["node-a"]).unwrap()).last().unwrap();
     let seg = |n: &Daemon| get(&n.url(&format!("/hls/main/180p/seg{seq:08}.ts"))).unwrap().1;
     assert_eq!(seg(&nodes["node-a"]), seg(&nodes["node-b"]), "segment {seq} differs between the origins");

@@ -16,6 +16,29 @@ pub struct StatusReport {
     pub factory: Option<FactoryStatus>,
     pub curator: Option<CuratorStatus>,
     pub planner: Option<PlannerStatus>,
+    /// The node that answered, and the station's other nodes.
+    #[serde(default)]
+    pub node: Option<NodeStatus>,
+}
+
+/// The node that answered a status request, and every node the station has heard from lately.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeStatus {
+    /// `[node] id`.
+    pub id: String,
+    pub roles: Vec<String>,
+    /// `SQLite` or `PostgreSQL`.
+    pub database: String,
+    /// Where media is kept: the data folder, or `s3://bucket/prefix` shared by the nodes.
+    pub objects: String,
+    /// Nodes whose heartbeat is at most a minute old, with their roles.
+    pub nodes: Vec<PeerNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PeerNode {
+    pub id: String,
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -31,6 +54,11 @@ pub struct ChannelStatus {
     /// Viewer sessions watching it now (counted from the player's beacons).
     #[serde(default)]
     pub viewers: u64,
+    /// Nodes sharing the station: the node playing the channel (its lease holder) and the lease epoch.
+    #[serde(default)]
+    pub holder: Option<String>,
+    #[serde(default)]
+    pub epoch: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -378,16 +378,22 @@ fn print_status(s: &StatusReport) {
                 .on_air
                 .as_ref()
                 .map(|a| format!("{} ({:.0}/{:.0}s)", a.title, a.position.as_secs_f64(), a.duration.as_secs_f64()));
+            let holder = c.holder.as_ref().map(|h| format!("{h} (epoch {})", c.epoch.unwrap_or_default()));
             vec![
                 c.id.to_string(),
                 c.state.to_string(),
                 cell(now),
                 format!("{:.1}", c.queue_minutes),
                 c.viewers.to_string(),
+                cell(holder),
             ]
         })
         .collect();
-    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN", "VIEWERS"], &rows);
+    table::print(&["CHANNEL", "STATE", "ON AIR", "QUEUE MIN", "VIEWERS", "PLAYED BY"], &rows);
+    if let Some(n) = &s.node {
+        let peers: Vec<String> = n.nodes.iter().map(|p| format!("{} [{}]", p.id, p.roles.join(","))).collect();
+        println!("node: {} ({}, media in {})  nodes: {}", n.id, n.database, n.objects, peers.join("  "));
+    }
     if let Some(f) = &s.factory {
         let jobs: Vec<String> = f.jobs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let state = serde_json::to_value(f.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();

@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde::Deserialize;
 use vvtv_api::broadcast::BroadcastState;
-use vvtv_api::station::{ChannelQueue, ChannelStatus, EventList, QueueReport, StatusReport};
+use vvtv_api::station::{ChannelQueue, ChannelStatus, EventList, NodeStatus, PeerNode, QueueReport, StatusReport};
 
 /// Version, uptime, every channel with what is on air, factory, curator and planner state.
 #[utoipa::path(get, path = "/api/v1/status", tag = "station", security(("bearer" = [])),
@@ -17,6 +17,7 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<StatusReport> {
         let name = s.config.channels.iter().find(|c| c.id == id.as_str()).map(|c| c.name.clone()).unwrap_or_default();
         let queued = s.store.queued(id).await?;
         let b = handle.status().await;
+        let lease = s.store.lease(id).await.ok().flatten().filter(|l| l.remaining_ms > 0);
         channels.push(ChannelStatus {
             id: id.clone(),
             name,
@@ -25,8 +26,19 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<StatusReport> {
             queue_minutes: (queued.as_secs_f64() / 60.0 * 10.0).round() / 10.0,
             playlist: format!("/hls/{id}/live.m3u8"),
             viewers: s.handles.audience.viewers(id),
+            holder: lease.as_ref().map(|l| l.holder.clone()),
+            epoch: lease.map(|l| l.epoch),
         });
     }
+    let peers = s.store.live_nodes(std::time::Duration::from_secs(60)).await?;
+    let roles_of = |json: &str| serde_json::from_str::<Vec<String>>(json).unwrap_or_default();
+    let node = NodeStatus {
+        id: s.store.node().to_owned(),
+        roles: roles_of(&serde_json::to_string(&s.config.node.roles).unwrap_or_default()),
+        database: s.store.backend_name().to_owned(),
+        objects: s.store.objects().map_or_else(|| "data_dir".to_owned(), |o| o.url().to_owned()),
+        nodes: peers.into_iter().map(|(id, roles)| PeerNode { id, roles: roles_of(&roles) }).collect(),
+    };
     Ok(Json(StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: s.started.elapsed().as_secs(),
@@ -34,6 +46,7 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<StatusReport> {
         factory: s.handles.factory.status().await,
         curator: Some(s.handles.curator.status()),
         planner: s.handles.planner.status().await,
+        node: Some(node),
     }))
 }
 
