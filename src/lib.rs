@@ -9,7 +9,12 @@
 //! - [`actor`]: what an actor gets at start ([`actor::Context`]) and the one way to start one.
 //! - [`config`]: the whole TOML schema, with a default for every key and validation that names the key.
 //! - [`business_logic`]: the rules an operator may change at run time without a restart.
-//! - [`store`]: SQLite, the single source of truth, and the only place with SQL (one file per table family).
+//! - [`store`]: the single source of truth and the only place with SQL (one file per table family): SQLite on one
+//!   box, PostgreSQL when several nodes share the station (the same statements on either pool); node heartbeats,
+//!   channel leases and committed segments in `store/cluster.rs`.
+//! - [`objects`]: the media objects (renditions, posters, clips, HLS segments): the data folder on one box, an
+//!   S3-compatible store shared by the nodes.
+//! - [`node`]: this process as one node: its heartbeat and the reaper of dead nodes' jobs.
 //! - [`media`]: every GStreamer pipeline: the house-format contract, the encoder, loudness, VMAF, probe, scan,
 //!   posters and the playout demux; the true-peak limiter is `media/loudness/limiter.rs`.
 //! - [`curator`]: sources (web pages via headless Chromium, feeds, folders) into scored plans; robots.txt in
@@ -20,7 +25,8 @@
 //!   chose each item: the pure selection and fill, the LLM rerank, the guide's projection of planned starts
 //!   (`planner/epg.rs`) and `vvtv simulate` (`planner/simulate.rs`).
 //! - [`broadcaster`]: one per channel: splices the schedule into one HLS timeline without re-encoding; the MPEG-TS
-//!   writer is `broadcaster/ts.rs`, the playlists `broadcaster/playlist/`.
+//!   writer is `broadcaster/ts.rs`, the playlists `broadcaster/playlist/`; with several nodes, the channel lease,
+//!   the fenced segment commit and the mirror other origins render from are `broadcaster/lease.rs`.
 //! - [`audience`]: viewers counted from the player page's beacons; sessions, watch time per airing, the audience
 //!   per airing and per asset (the tables are `store/audience.rs`).
 //! - [`http`]: the origin (HLS from memory and a root opened once, posters), signed URLs and country rules
@@ -30,7 +36,8 @@
 //! - [`station`]: builds the store, spawns the actors, wires their handles and runs the shutdown (used by `main`).
 //!
 //! Beside this crate: `api/` (`vvtv-api`, the control API's types shared with the CLI), `vvtvctl/` (the operator's
-//! CLI), `testkit/` (fixture site, flaky server, media generator, LLM stand-in, daemon launcher), `migrations/`,
+//! CLI), `testkit/` (fixture site, flaky server, media generator, LLM stand-in, daemon launcher, PostgreSQL and
+//! SeaweedFS), `migrations/sqlite` and `migrations/postgres`,
 //! `tests/` (end to end against a real daemon) and `benches/`.
 
 pub mod actor;
