@@ -35,7 +35,7 @@ fn main() {
         lists.len() == 2 && lists[0].len() >= 3 && lists[0].last() == lists[1].last()
     });
 
-    println!("two nodes, one channel (2-rung 180p ladder, 2 s segments), lease 4 s; {rounds} rounds");
+    println!("two nodes, one channel (2-rung 180p ladder, 4 s segments), lease 4 s; {rounds} rounds");
     println!("{:>5}  {:>12}  {:>12}  {:>12}", "round", "holder cpu", "standby cpu", "takeover s");
     let (mut takeovers, mut holder_cpu, mut standby_cpu) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {

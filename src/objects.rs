@@ -38,6 +38,13 @@ pub enum ObjectsError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+impl ObjectsError {
+    /// The object does not exist (as opposed to a store that did not answer).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ObjectsError::Store { source: object_store::Error::NotFound { .. }, .. })
+    }
+}
+
 /// The station's object store and this node's data folder.
 #[derive(Debug, Clone)]
 pub struct Objects {

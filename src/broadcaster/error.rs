@@ -24,6 +24,9 @@ pub enum BroadcasterError {
     NotAirable { asset: AssetId, reason: String },
     #[error("rendition {} of asset {asset} is missing", path.display())]
     MissingRendition { asset: AssetId, path: PathBuf },
+    /// The shared object store did not answer: the asset is fine, it cannot be fetched right now.
+    #[error("rendition {} of asset {asset} cannot be fetched now: {reason}", path.display())]
+    Unfetched { asset: AssetId, path: PathBuf, reason: String },
     #[error("{what}: {source}")]
     Io { what: String, source: std::io::Error },
 }

@@ -180,6 +180,11 @@ impl Feed for StoreFeed {
             match built {
                 Ok(item) => return Next { item, tag: Tag::Scheduled { schedule_id: row.id, asset_id: row.asset_id } },
                 Err(_) if !self.held() => return self.slate.clone(),
+                // Not the asset's fault: the slate airs meanwhile and the row is tried again next time.
+                Err(e @ BroadcasterError::Unfetched { .. }) => {
+                    tracing::warn!("channel {}: {e}", self.channel);
+                    return self.slate.clone();
+                }
                 Err(e) => self.block(self.skip_bad_asset(row.asset_id, row.id, &e.to_string())),
             }
         }
@@ -278,8 +283,13 @@ async fn item_for(
             asset: asset.id,
             reason: format!("it has no rendition for rung {}", rung.name),
         })?;
-        if !store.fetch_media(&r.path).await {
-            return Err(BroadcasterError::MissingRendition { asset: asset.id, path: r.path.clone() });
+        match store.fetch_media(&r.path).await {
+            Ok(true) => {}
+            Ok(false) => return Err(BroadcasterError::MissingRendition { asset: asset.id, path: r.path.clone() }),
+            Err(e) => {
+                let (asset, path, reason) = (asset.id, r.path.clone(), e.to_string());
+                return Err(BroadcasterError::Unfetched { asset, path, reason });
+            }
         }
         files.push(r.path.clone());
     }

@@ -16,17 +16,23 @@ use std::time::Duration;
 /// could still ask for them).
 const KEEP_SEGMENTS: u64 = 60;
 
+/// Attempts at publishing one segment before the tenure is given up (each after a short pause).
+const COMMIT_ATTEMPTS: u32 = 3;
+const COMMIT_RETRY: Duration = Duration::from_millis(300);
+
 /// This node's hold on a channel.
 #[derive(Debug, Clone)]
 pub struct Tenure {
     pub epoch: i64,
     /// Set when a commit was refused or a renewal failed: the channel is someone else's now.
     pub lost: Arc<AtomicBool>,
+    /// Why, when this node gave the tenure up itself (a segment it could not publish).
+    why: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Tenure {
     pub fn new(epoch: i64) -> Tenure {
-        Tenure { epoch, lost: Arc::new(AtomicBool::new(false)) }
+        Tenure { epoch, lost: Arc::new(AtomicBool::new(false)), why: Arc::default() }
     }
 
     pub fn is_lost(&self) -> bool {
@@ -35,6 +41,17 @@ impl Tenure {
 
     pub fn lose(&self) {
         self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Gives the tenure up because of `reason` (the playout could not go on in it): the broadcaster stops and takes
+    /// the channel again in a new epoch, from the committed rows.
+    pub fn give_up(&self, reason: String) {
+        *self.why.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+        self.lose();
+    }
+
+    pub fn given_up_because(&self) -> Option<String> {
+        self.why.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Whether the channel is still ours right now (asked before the feed writes what went on air, so a holder
@@ -93,33 +110,64 @@ impl Commit for SegmentCommitter {
         };
         let (store, channel, tenure) = (self.store.clone(), self.channel.clone(), self.tenure.clone());
         let rungs = self.rungs.clone();
+        let objects = &objects;
         self.rt.block_on(async move {
-            let uploads = files.into_iter().map(|(key, path)| {
-                let objects = objects.clone();
-                async move {
-                    let bytes = tokio::fs::read(&path).await.map_err(|e| format!("{}: {e}", path.display()))?;
-                    objects.put_segment(&key, Bytes::from(bytes)).await.map_err(|e| e.to_string())
+            let mut last_error = String::new();
+            for attempt in 0..COMMIT_ATTEMPTS {
+                if attempt > 0 {
+                    tokio::time::sleep(COMMIT_RETRY).await;
                 }
-            });
-            for result in futures_util::future::join_all(uploads).await {
-                result?;
-            }
-            match store.commit_segment(&channel, store.node(), &row).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tenure.lose();
-                    return Err(format!(
-                        "channel {channel} was taken over: segment {} of lease epoch {epoch} refused",
-                        row.seq
-                    ));
+                match publish(&objects, &store, &channel, &files, &row).await {
+                    Ok(true) => {
+                        if (row.seq as u64).is_multiple_of(16) && row.seq as u64 > KEEP_SEGMENTS {
+                            prune(&store, &channel, &rungs, row.seq as u64 - KEEP_SEGMENTS).await;
+                        }
+                        return Ok(());
+                    }
+                    Ok(false) => {
+                        tenure.lose();
+                        return Err(format!(
+                            "channel {channel} was taken over: segment {} of lease epoch {epoch} refused",
+                            row.seq
+                        ));
+                    }
+                    Err(e) => last_error = e,
                 }
-                Err(e) => return Err(format!("cannot commit segment {}: {e}", row.seq)),
             }
-            if (row.seq as u64).is_multiple_of(16) && row.seq as u64 > KEEP_SEGMENTS {
-                prune(&store, &channel, &rungs, row.seq as u64 - KEEP_SEGMENTS).await;
-            }
-            Ok(())
+            // A store that does not answer: give the tenure up rather than go on writing segments nobody can
+            // list; the broadcaster takes the channel again, from the rows, once the store answers.
+            let reason = format!("cannot publish segment {} ({COMMIT_ATTEMPTS} attempts): {last_error}", row.seq);
+            tenure.give_up(reason.clone());
+            Err(reason)
         })
+    }
+}
+
+/// Uploads a segment's files and commits its row: Ok(false) when the lease refused it (taken over), Err when the
+/// object store or the database failed (worth another attempt: both steps can be repeated).
+async fn publish(
+    objects: &crate::objects::Objects,
+    store: &Store,
+    channel: &ChannelId,
+    files: &[(String, PathBuf)],
+    row: &SegmentRow,
+) -> Result<bool, String> {
+    let uploads = files.iter().map(|(key, path)| async move {
+        let bytes = tokio::fs::read(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
+        objects.put_segment(key, Bytes::from(bytes)).await.map_err(|e| e.to_string())
+    });
+    for result in futures_util::future::join_all(uploads).await {
+        result?;
+    }
+    match store.commit_segment(channel, store.node(), row).await {
+        Ok(true) => Ok(true),
+        // The row may be there already: an earlier attempt committed it but its answer was lost.
+        Ok(false) => match store.segment_epoch(channel, row.seq).await {
+            Ok(Some(epoch)) if epoch == row.epoch => Ok(true),
+            Ok(_) => Ok(false),
+            Err(e) => Err(format!("cannot read back segment {}: {e}", row.seq)),
+        },
+        Err(e) => Err(format!("cannot commit segment {}: {e}", row.seq)),
     }
 }
 
@@ -146,11 +194,20 @@ pub struct Mirror {
     published: PublishedSender,
     /// The last rows rendered (newest seq, epoch), to skip identical refreshes.
     last: Option<(i64, i64)>,
+    /// The last multivariant playlist seen: the ladder is the same whoever holds the channel, and a new holder
+    /// writes its own only once it has started.
+    multivariant: Option<String>,
 }
 
 impl Mirror {
     pub fn new(settings: PlaylistSettings, published: PublishedSender) -> Mirror {
-        Mirror { settings, published, last: None }
+        Mirror { settings, published, last: None, multivariant: None }
+    }
+
+    /// Keeps `text` as the channel's multivariant playlist until the lease row has one.
+    pub fn remember(&mut self, text: String) {
+        self.multivariant = Some(text);
+        self.last = None;
     }
 
     /// Reads the channel's newest rows and publishes them if they changed.
@@ -166,7 +223,10 @@ impl Mirror {
         if newest.is_some() && newest == self.last {
             return;
         }
-        let multivariant = store.lease(channel).await.ok().flatten().and_then(|l| l.multivariant);
+        if let Some(m) = store.lease(channel).await.ok().flatten().and_then(|l| l.multivariant) {
+            self.multivariant = Some(m);
+        }
+        let multivariant = self.multivariant.clone();
         match Playlist::from_rows(self.settings.clone(), self.published.clone(), &rows, 0) {
             Ok(p) => {
                 p.publish_rows(multivariant.as_deref());

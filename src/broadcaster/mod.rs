@@ -82,6 +82,8 @@ impl BroadcasterHandle {
             detail: None,
             published: published_tx,
             tenure: None,
+            renewal: None,
+            prefetching: Arc::default(),
         };
         actor::spawn("broadcaster", ctx, |shutdown| b.run(shutdown));
         BroadcasterHandle { channel: id, tx, published }
@@ -122,8 +124,12 @@ struct Broadcaster {
     /// Why playout failed to start.
     detail: Option<String>,
     published: PublishedSender,
-    /// Nodes sharing the station: the lease this node holds on the channel while it plays it.
+    /// Nodes sharing the station: the lease this node holds on the channel while it plays it, and the task
+    /// renewing it.
     tenure: Option<lease::Tenure>,
+    renewal: Option<tokio::task::JoinHandle<()>>,
+    /// A standby is copying the renditions of what airs now and next, so a takeover need not wait for them.
+    prefetching: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Broadcaster {
@@ -176,8 +182,13 @@ impl Broadcaster {
         }
         self.stop_playout(&mut thread).await;
         if let Some(tenure) = self.tenure.take() {
-            // A clean stop hands the channel over at once instead of after the lease expires.
+            // A clean stop hands the channel over at once instead of after the lease expires; the renewal is
+            // stopped first, so no late renewal extends the released lease.
             tenure.lose();
+            if let Some(renewal) = self.renewal.take() {
+                renewal.abort();
+                let _ = renewal.await;
+            }
             let _ = self.store.lease_release(&self.id, self.store.node(), tenure.epoch).await;
         }
     }
@@ -227,16 +238,27 @@ impl Broadcaster {
             self.stop_playout(thread).await;
             self.tenure = None;
             self.state = BroadcastState::Standby;
+            // What it aired is the new holder's to report now (and a stale "last segment" is no stall here).
+            *self.lock() = Snapshot::default();
             let holder =
                 self.store.lease(&self.id).await.ok().flatten().map(|l| format!("{} (epoch {})", l.holder, l.epoch));
-            let message = format!(
-                "lost the lease of channel {} (epoch {}): now played by {}; this node stopped playing it",
-                self.id,
-                tenure.epoch,
-                holder.as_deref().unwrap_or("nobody yet")
-            );
+            let message = match tenure.given_up_because() {
+                Some(why) => format!(
+                    "stopped playing channel {} (epoch {}): {why}; it is taken again from what was published",
+                    self.id, tenure.epoch
+                ),
+                None => format!(
+                    "lost the lease of channel {} (epoch {}): now played by {}; this node stopped playing it",
+                    self.id,
+                    tenure.epoch,
+                    holder.as_deref().unwrap_or("nobody yet")
+                ),
+            };
             let data = serde_json::json!({ "epoch": tenure.epoch, "holder": holder });
             self.store.event(Actor::Broadcaster, Some(&self.id), EventKind::LeaseLost, &message, data).await;
+            if let Some(renewal) = self.renewal.take() {
+                renewal.abort();
+            }
             // What this tenure wrote locally is the committed rows' (fetched again by epoch if asked for), except
             // perhaps its last, refused segment: gone, so it is never served in place of the new holder's.
             let _ = std::fs::remove_dir_all(self.config.storage.hls_dir().join(self.id.as_str()));
@@ -246,10 +268,24 @@ impl Broadcaster {
             return;
         }
         let ttl = Duration::from_secs(u64::from(self.config.node.lease_seconds));
-        match self.store.lease_acquire(&self.id, self.store.node(), ttl).await {
+        let mut attempt = self.store.lease_acquire(&self.id, self.store.node(), ttl).await;
+        if let Ok(None) = attempt {
+            mirror.refresh(&self.store, &self.id).await;
+            self.prefetch();
+            // The holder's lease runs out before the next tick (it stopped renewing): try again the moment it does,
+            // not up to a second later.
+            if let Ok(Some(l)) = self.store.lease(&self.id).await {
+                if l.holder != self.store.node() && (0..1000).contains(&l.remaining_ms) {
+                    tokio::time::sleep(Duration::from_millis(l.remaining_ms as u64 + 20)).await;
+                    attempt = self.store.lease_acquire(&self.id, self.store.node(), ttl).await;
+                }
+            }
+        }
+        match attempt {
             Ok(Some(epoch)) => {
                 let tenure = lease::Tenure::new(epoch);
-                tokio::spawn(lease::renew(self.store.clone(), self.id.clone(), tenure.clone(), ttl));
+                let renewal = tokio::spawn(lease::renew(self.store.clone(), self.id.clone(), tenure.clone(), ttl));
+                self.renewal = Some(renewal);
                 self.tenure = Some(tenure.clone());
                 self.state = BroadcastState::Starting;
                 let message = format!("took the lease of channel {} (epoch {epoch}) and plays it", self.id);
@@ -257,6 +293,9 @@ impl Broadcaster {
                 self.store.event(Actor::Broadcaster, Some(&self.id), EventKind::LeaseAcquired, &message, data).await;
                 let started = self.start_playout(Some(tenure.clone())).await;
                 *thread = self.started(started).await;
+                if let Some(m) = self.store.lease(&self.id).await.ok().flatten().and_then(|l| l.multivariant) {
+                    mirror.remember(m);
+                }
                 if thread.is_none() {
                     // Give the channel to a node that can play it.
                     tenure.lose();
@@ -264,9 +303,36 @@ impl Broadcaster {
                     self.tenure = None;
                 }
             }
-            Ok(None) => mirror.refresh(&self.store, &self.id).await,
+            Ok(None) => {}
             Err(e) => tracing::warn!("channel {}: cannot read its lease: {e}", self.id),
         }
+    }
+
+    /// A standby copies the renditions of the item on air and the next ones from the object store in the
+    /// background (one copy at a time), so that taking the channel over does not wait for a download.
+    fn prefetch(&self) {
+        use std::sync::atomic::Ordering;
+        if self.prefetching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (store, channel, busy) = (self.store.clone(), self.id.clone(), self.prefetching.clone());
+        tokio::spawn(async move {
+            let mut assets: Vec<crate::store::AssetId> = Vec::new();
+            if let Ok(Some(a)) = store.open_airing(&channel).await {
+                assets.extend(a.asset_id);
+            }
+            if let Ok(next) = store.upcoming(&channel, 3).await {
+                assets.extend(next.iter().map(|i| i.asset_id));
+            }
+            for asset in assets {
+                for r in store.renditions(asset).await.unwrap_or_default() {
+                    if let Err(e) = store.fetch_media(&r.path).await {
+                        tracing::debug!("channel {channel}: cannot prefetch {}: {e}", r.path.display());
+                    }
+                }
+            }
+            busy.store(false, Ordering::SeqCst);
+        });
     }
 
     /// The playlist settings an origin that does not play the channel renders it with.

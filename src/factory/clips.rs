@@ -97,7 +97,7 @@ async fn complete(store: &Store, hf: &HouseFormat, asset: &Asset) -> bool {
     let Ok(renditions) = store.renditions(asset.id).await else { return false };
     for rung in &hf.rungs {
         let Some(r) = renditions.iter().find(|r| r.rung == rung.name) else { return false };
-        if !store.fetch_media(&r.path).await {
+        if !store.fetch_media(&r.path).await.unwrap_or(false) {
             return false;
         }
     }

@@ -32,7 +32,7 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
     if let Ok(id) = id.parse::<AssetId>() {
         if let Ok(asset) = s.store.asset(id).await {
             let path = pick(&asset.dir);
-            s.store.fetch_media(&path).await;
+            let _ = s.store.fetch_media(&path).await;
             if let Ok(bytes) = tokio::fs::read(path).await {
                 return jpeg(bytes, "public, max-age=86400");
             }
@@ -42,7 +42,7 @@ async fn serve(State(s): State<AppState>, Path(file): Path<String>) -> Response 
     if let Ok(slates) = s.store.assets(Some(AssetKind::Slate), Some(AssetStatus::Ready), 1).await {
         if let Some(slate) = slates.first() {
             let path = pick(&slate.dir);
-            s.store.fetch_media(&path).await;
+            let _ = s.store.fetch_media(&path).await;
             if let Ok(bytes) = tokio::fs::read(path).await {
                 return jpeg(bytes, "public, max-age=60");
             }

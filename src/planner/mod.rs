@@ -243,7 +243,7 @@ impl Planner {
                     None => None,
                 };
                 if let Some(p) = &poster {
-                    self.store.fetch_media(p).await;
+                    let _ = self.store.fetch_media(p).await;
                 }
                 let asset_part = next_asset.map_or_else(String::new, |id| format!("-{id}"));
                 let request = ClipRequest {

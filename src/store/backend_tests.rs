@@ -149,6 +149,12 @@ async fn a_dead_nodes_job_is_requeued_and_its_late_finish_refused(backend: Backe
     let live = b.live_nodes(Duration::from_millis(300)).await.unwrap();
     assert_eq!(live.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(), ["b"]);
     assert_eq!(b.claim_job(JobStatus::Downloading).await.unwrap().map(|j| j.id), Some(id));
+    // a wakes up: its stage, progress and retry writes change nothing of b's job.
+    a.set_job_stage(id, JobStatus::Gating).await.unwrap();
+    a.set_job_progress(id, 0.9, Some(3.0)).await.unwrap();
+    a.retry_job(id, "broken pipe", Utc::now()).await.unwrap();
+    let j = a.job(id).await.unwrap();
+    assert_eq!((j.status, j.progress, j.attempts), (JobStatus::Downloading, 0.0, 0), "b's job is untouched: {j:?}");
     assert!(!a.finish_job(id, JobStatus::Ready, None, None).await.unwrap(), "a's late result is refused");
     assert!(b.finish_job(id, JobStatus::Failed, Some("test"), None).await.unwrap());
     assert_eq!(a.job(id).await.unwrap().status, JobStatus::Failed, "b's result stands");

@@ -199,6 +199,15 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// The epoch segment `seq` of a channel was committed in, if it was.
+    pub async fn segment_epoch(&self, channel: &ChannelId, seq: i64) -> Result<Option<i64>> {
+        Ok(on_pool!(self, |pool| sqlx::query_scalar("SELECT epoch FROM segments WHERE channel_id = $1 AND seq = $2")
+            .bind(channel)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
     /// The last `n` committed segments of a channel, oldest first.
     pub async fn segments(&self, channel: &ChannelId, n: i64) -> Result<Vec<SegmentRow>> {
         let mut rows: Vec<SegmentRow> = on_pool!(self, |pool| sqlx::query_as(

@@ -152,14 +152,17 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a job to another working stage.
+    /// Moves a job to another working stage. Like every write of a job's worker, a no-op once another node has
+    /// claimed the job (this node was taken for dead).
     pub async fn set_job_stage(&self, id: JobId, status: JobStatus) -> Result<()> {
         on_pool!(self, |pool| sqlx::query(
-            "UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2, heartbeat_ms = $2 WHERE id = $3"
+            "UPDATE jobs SET status = $1, progress = 0, speed = NULL, updated_ms = $2, heartbeat_ms = $2
+             WHERE id = $3 AND (node IS NULL OR node = $4)"
         )
         .bind(status)
         .bind(now_ms())
         .bind(id)
+        .bind(self.node())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -168,12 +171,14 @@ impl Store {
 
     pub async fn set_job_progress(&self, id: JobId, progress: f64, speed: Option<f64>) -> Result<()> {
         on_pool!(self, |pool| sqlx::query(
-            "UPDATE jobs SET progress = $1, speed = $2, updated_ms = $3, heartbeat_ms = $3 WHERE id = $4"
+            "UPDATE jobs SET progress = $1, speed = $2, updated_ms = $3, heartbeat_ms = $3
+             WHERE id = $4 AND (node IS NULL OR node = $5)"
         )
         .bind(progress.clamp(0.0, 1.0))
         .bind(speed)
         .bind(now_ms())
         .bind(id)
+        .bind(self.node())
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
@@ -210,13 +215,14 @@ impl Store {
     pub async fn retry_job(&self, id: JobId, reason: &str, next_attempt: DateTime<Utc>) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE jobs SET status = 'queued', reason = $1, attempts = attempts + 1, next_attempt_ms = $2, progress = 0,
-                 speed = NULL, updated_ms = $3 WHERE id = $4",
+            "UPDATE jobs SET status = 'queued', node = NULL, reason = $1, attempts = attempts + 1, next_attempt_ms = $2,
+                 progress = 0, speed = NULL, updated_ms = $3 WHERE id = $4 AND (node IS NULL OR node = $5)",
         )
         .bind(reason)
         .bind(codec::time_ms(next_attempt))
         .bind(now_ms())
         .bind(id)
+        .bind(self.node())
         .execute(pool)
         .await.map(|r| r.rows_affected())
         })?;

@@ -152,14 +152,17 @@ impl Store {
     }
 
     /// Makes sure a media file named by a row is on this node (fetched from the shared object store if needed).
-    /// Returns whether it is there.
-    pub async fn fetch_media(&self, path: &Path) -> bool {
+    /// Ok(false): it is nowhere (missing locally, or no such object). Err: the object store did not answer, which
+    /// says nothing about the file.
+    pub async fn fetch_media(&self, path: &Path) -> std::result::Result<bool, crate::objects::ObjectsError> {
         if let Some(objects) = &self.objects {
-            if let Err(e) = objects.fetch(path).await {
-                tracing::warn!("cannot fetch {}: {e}", path.display());
+            match objects.fetch(path).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => return Ok(false),
+                Err(e) => return Err(e),
             }
         }
-        tokio::fs::try_exists(path).await.unwrap_or(false)
+        Ok(tokio::fs::try_exists(path).await.unwrap_or(false))
     }
 
     /// A path as stored: relative to the files root when it lies under it.

@@ -13,11 +13,12 @@ const DATABASE: &str = "vvtv";
 /// The bucket (and prefix) of the objects.
 const BUCKET: &str = "vvtv";
 
-/// A two-rung ladder with two-second segments: quick to encode and quick to hand over.
+/// A two-rung ladder, quick to encode, with the house default of 4 s segments: players keep three of them (12 s)
+/// behind the live edge, well over what a takeover takes (about 4 s).
 pub const LADDER: &str = r#"
 [house_format]
 x264_preset = "ultrafast"
-segment_seconds = 2
+segment_seconds = 4
 gop_seconds = 2
 [[house_format.ladder]]
 name = "180p"
