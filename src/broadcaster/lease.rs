@@ -117,7 +117,7 @@ impl Commit for SegmentCommitter {
                 if attempt > 0 {
                     tokio::time::sleep(COMMIT_RETRY).await;
                 }
-                match publish(&objects, &store, &channel, &files, &row).await {
+                match publish(objects, &store, &channel, &files, &row).await {
                     Ok(true) => {
                         if (row.seq as u64).is_multiple_of(16) && row.seq as u64 > KEEP_SEGMENTS {
                             prune(&store, &channel, &rungs, row.seq as u64 - KEEP_SEGMENTS).await;
