@@ -22,12 +22,7 @@ pub fn spawn(ctx: &Context) {
 }
 
 async fn run(store: Store, config: Arc<Config>, mut shutdown: Shutdown) {
-    let roles: Vec<String> = config
-        .node
-        .roles
-        .iter()
-        .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-        .collect();
+    let roles = config.node.role_names();
     let dead_after = Duration::from_secs(u64::from(config.node.dead_after_seconds));
     let reaps = config.node.runs(Role::Factory);
     let mut tick = tokio::time::interval(HEARTBEAT);

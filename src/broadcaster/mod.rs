@@ -54,7 +54,7 @@ impl BroadcasterHandle {
         // listed stays served while the slate and the recovery take their time.
         let hls_dir = ctx.config.storage.hls_dir().join(id.as_str());
         let rungs: Vec<String> = ctx.config.house_format.ladder.iter().map(|r| r.name.clone()).collect();
-        let shared = ctx.store.objects().is_some_and(|o| o.is_shared());
+        let shared = ctx.store.is_shared();
         let born = if shared {
             // Nodes sharing the station: the committed rows are the truth, and a local file may be a segment this
             // node wrote but never committed before it died. Nothing local is kept; the rows are mirrored.
@@ -134,7 +134,7 @@ struct Broadcaster {
 
 impl Broadcaster {
     async fn run(mut self, mut shutdown: Shutdown) {
-        let shared = self.store.objects().is_some_and(|o| o.is_shared());
+        let shared = self.store.is_shared();
         // One box: this node plays the channel. Nodes sharing the station: whichever holds the lease does.
         let mut thread = None;
         if !shared {

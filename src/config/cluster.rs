@@ -19,6 +19,18 @@ pub enum Role {
     Http,
 }
 
+impl Role {
+    /// The name in `[node] roles` (and in the `nodes` table and the status API).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Factory => "factory",
+            Role::Broadcaster => "broadcaster",
+            Role::Curator => "curator",
+            Role::Http => "http",
+        }
+    }
+}
+
 pub const ALL_ROLES: [Role; 4] = [Role::Factory, Role::Broadcaster, Role::Curator, Role::Http];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -43,6 +55,11 @@ impl Default for NodeConfig {
 impl NodeConfig {
     pub fn runs(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// The roles by name.
+    pub fn role_names(&self) -> Vec<String> {
+        self.roles.iter().map(|r| r.as_str().to_owned()).collect()
     }
 
     /// The configured id, else `{hostname}-{port}`.

@@ -69,7 +69,7 @@ impl axum::extract::FromRef<AppState> for AudienceHandle {
 pub fn router(state: AppState) -> Router {
     let channels: Vec<_> = state.handles.broadcasters.iter().map(|(id, b)| (id.0.clone(), b.published())).collect();
     let access = state.access.clone();
-    let shared = state.store.objects().filter(|o| o.is_shared()).map(|objects| {
+    let shared = state.store.shared_objects().map(|objects| {
         let c = &state.config;
         let segment = u64::from(c.house_format.segment_seconds);
         // Twice what a takeover may take (lease expiry, a second to notice, a start) and three segments more.

@@ -129,7 +129,7 @@ impl Planner {
         self.status.rounds += 1;
         let rules = self.rules.borrow().clone();
         let mut channels = std::mem::take(&mut self.channels);
-        let shared = self.store.objects().is_some_and(|o| o.is_shared());
+        let shared = self.store.is_shared();
         for channel in &mut channels {
             // Nodes sharing the station: a channel is planned by the node that plays it (holds its lease).
             if shared && !self.holds(&channel.id).await {

@@ -151,6 +151,16 @@ impl Store {
         self.objects.as_ref()
     }
 
+    /// The object store, when nodes share it (S3): the station is several nodes, channels are leased.
+    pub fn shared_objects(&self) -> Option<&Objects> {
+        self.objects.as_ref().filter(|o| o.is_shared())
+    }
+
+    /// True when nodes share the station (see [`Store::shared_objects`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared_objects().is_some()
+    }
+
     /// Makes sure a media file named by a row is on this node (fetched from the shared object store if needed).
     /// Ok(false): it is nowhere (missing locally, or no such object). Err: the object store did not answer, which
     /// says nothing about the file.

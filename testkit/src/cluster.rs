@@ -2,7 +2,7 @@
 //! serving S3, and the config each node gets (its own data dir and port, the shared database and object store), as
 //! the README's "Many nodes" sets them up. Used by the cluster test and `make bench-cluster`.
 
-use crate::daemon::{listed_segments, Daemon};
+use crate::daemon::{listed_segments, Daemon, SMALL_LADDER};
 use crate::postgres::Postgres;
 use crate::seaweed::Seaweed;
 use std::path::{Path, PathBuf};
@@ -12,25 +12,6 @@ use std::time::{Duration, Instant};
 const DATABASE: &str = "vvtv";
 /// The bucket (and prefix) of the objects.
 const BUCKET: &str = "vvtv";
-
-/// A two-rung ladder, quick to encode, with the house default of 4 s segments: players keep three of them (12 s)
-/// behind the live edge, well over what a takeover takes (about 4 s).
-pub const LADDER: &str = r#"
-[house_format]
-x264_preset = "ultrafast"
-segment_seconds = 4
-gop_seconds = 2
-[[house_format.ladder]]
-name = "180p"
-width = 320
-height = 180
-video_kbps = 300
-[[house_format.ladder]]
-name = "90p"
-width = 160
-height = 90
-video_kbps = 150
-"#;
 
 /// The shared engines of a station, and where its nodes live.
 pub struct Station {
@@ -114,7 +95,7 @@ segment_grace_seconds = 30
 
 [curator]
 enabled = false
-{LADDER}
+{SMALL_LADDER}
 [[channels]]
 id = "main"
 name = "Main"

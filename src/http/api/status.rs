@@ -34,7 +34,7 @@ pub async fn status(State(s): State<AppState>) -> ApiResult<StatusReport> {
     let roles_of = |json: &str| serde_json::from_str::<Vec<String>>(json).unwrap_or_default();
     let node = NodeStatus {
         id: s.store.node().to_owned(),
-        roles: roles_of(&serde_json::to_string(&s.config.node.roles).unwrap_or_default()),
+        roles: s.config.node.role_names(),
         database: s.store.backend_name().to_owned(),
         objects: s.store.objects().map_or_else(|| "data_dir".to_owned(), |o| o.url().to_owned()),
         nodes: peers.into_iter().map(|(id, roles)| PeerNode { id, roles: roles_of(&roles) }).collect(),
