@@ -194,7 +194,7 @@ impl Factory {
         let mut jobs: JoinSet<(Job, Outcome)> = JoinSet::new();
         let mut tick = tokio::time::interval(TICK);
         let mut last_disk_check: Option<Instant> = None;
-        let mut woken = wakeups(&store);
+        let mut woken = store.job_wakeups();
         loop {
             tokio::select! {
                 // A job queued on another node (PostgreSQL NOTIFY): claimed below, without waiting for the tick.
@@ -553,42 +553,4 @@ impl Config {
     pub fn inbox_dir(&self) -> PathBuf {
         self.factory.inbox_dir.clone().unwrap_or_else(|| self.storage.data_dir.join("inbox"))
     }
-}
-
-/// Wake-ups for idle workers when any node queues a job: PostgreSQL `LISTEN` on the jobs channel (reconnected when
-/// the connection drops). Never fires on SQLite, where the only node queues through its own factory.
-fn wakeups(store: &Store) -> mpsc::Receiver<()> {
-    let (tx, rx) = mpsc::channel(1);
-    let Some(pool) = store.postgres().cloned() else { return rx };
-    tokio::spawn(async move {
-        loop {
-            let listener = async {
-                let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                l.listen(crate::store::JOBS_CHANNEL).await?;
-                Ok::<_, sqlx::Error>(l)
-            };
-            match listener.await {
-                Ok(mut l) => loop {
-                    match l.recv().await {
-                        Ok(_) => {
-                            if tx.is_closed() {
-                                return;
-                            }
-                            let _ = tx.try_send(());
-                        }
-                        Err(e) => {
-                            tracing::warn!("job notifications interrupted: {e}");
-                            break;
-                        }
-                    }
-                },
-                Err(e) => tracing::warn!("cannot listen for job notifications: {e}"),
-            }
-            if tx.is_closed() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-    });
-    rx
 }

@@ -259,4 +259,42 @@ impl Store {
             .fetch_optional(pool)
             .await)?)
     }
+
+    /// Wake-ups for idle workers when any node queues a job: PostgreSQL `LISTEN` on the jobs channel (reconnected when
+    /// the connection drops). Never fires on SQLite, where the only node queues through its own factory.
+    pub fn job_wakeups(&self) -> tokio::sync::mpsc::Receiver<()> {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let Some(pool) = self.postgres().cloned() else { return rx };
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    l.listen(JOBS_CHANNEL).await?;
+                    Ok::<_, sqlx::Error>(l)
+                };
+                match listener.await {
+                    Ok(mut l) => loop {
+                        match l.recv().await {
+                            Ok(_) => {
+                                if tx.is_closed() {
+                                    return;
+                                }
+                                let _ = tx.try_send(());
+                            }
+                            Err(e) => {
+                                tracing::warn!("job notifications interrupted: {e}");
+                                break;
+                            }
+                        }
+                    },
+                    Err(e) => tracing::warn!("cannot listen for job notifications: {e}"),
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
+        rx
+    }
 }
